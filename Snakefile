@@ -1,0 +1,21 @@
+# moemui: the MoE Model Utilization Index, measured from the inside of MoE models.
+# This file is the table of contents; the rules live in workflow/rules/.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/tasks.smk"
+include: "workflow/rules/responses.smk"
+include: "workflow/rules/capture.smk"
+include: "workflow/rules/metrics.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/tables/mui.csv",
+        "results/tables/performance.csv",
+        "results/activations.zarr/zarr.json",

@@ -1,0 +1,430 @@
+"""Contribution scores of every expert neuron, captured in one teacher-forced pass.
+
+For MoE layer l, expert e, neuron j and scored position t (SPEC §2)::
+
+    s(l, e, j, t) = g(l, e, t) * h(l, e, j, t) * <d(l, e, j), u(y_t)>
+
+The routed experts module of each MoE layer is replaced, for the duration of a
+:class:`ContributionCapture` context, by a forward that computes the grouped
+matmuls exactly as transformers' ``grouped_mm`` implementation does (so the model's
+outputs are bit-identical) and keeps ``h`` for the pairs at scored positions. The
+projection ``<d, u>`` is one grouped matmul of the target tokens' unembedding rows
+with each expert's down projection; ``W_down^T W_unembed`` is never materialised.
+Shared MLPs are wrapped the same way and split into ``N``-wide virtual experts.
+
+Per batch the capture reduces the triples on the fly to what the store keeps:
+the max over t of s per (sample, layer, expert, neuron), the K largest triple
+scores per (sample, layer), and routing counts and weights. Triples at positions
+where a routed expert is not selected have s = 0 (g = 0), and count as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.integrations.moe import _grouped_linear
+
+from moemui.adapters import FusedExpertsAdapter, Geometry
+from moemui.errors import MoemuiError
+
+log = logging.getLogger(__name__)
+
+Variant = Literal["gate", "glu", "act"]
+Target = Literal["next", "same_position"]
+VARIANTS: tuple[str, ...] = ("gate", "glu", "act")
+TARGETS: tuple[str, ...] = ("next", "same_position")
+
+
+def scored_positions(
+    prompt_len: int, seq_len: int, target: Target
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions scored in a sequence of ``prompt_len`` + response tokens, and the offset
+    of each position's target token.
+
+    ``next``: positions ``prompt_len-1 .. seq_len-2``, each projected onto the token at
+    ``t + 1`` (the token the position predicts). ``same_position``: response positions
+    ``prompt_len .. seq_len-1``, each projected onto its own input token (the reference
+    code's alignment). A sequence with no response token has no scored position.
+
+    Examples
+    --------
+    >>> scored_positions(3, 5, "next")
+    (array([2, 3]), array([3, 4]))
+    >>> scored_positions(3, 5, "same_position")
+    (array([3, 4]), array([3, 4]))
+    """
+    if target == "next":
+        pos = np.arange(prompt_len - 1, seq_len - 1)
+        return pos, pos + 1
+    if target == "same_position":
+        pos = np.arange(prompt_len, seq_len)
+        return pos, pos
+    raise MoemuiError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+
+
+@dataclass
+class BatchScores:
+    """What one batch contributes to the store (numpy, float32 scores).
+
+    ``score[v]``: ``[B, L, E, N]`` max over t of s; ``pairtop[v]``: ``[B, L, K]`` the K
+    largest triple scores in descending order (NaN where a sample has fewer than K
+    triples); ``route_tokens``/``route_weight``: ``[B, L, E]``; ``n_tokens``: ``[B]``.
+    """
+
+    score: dict[str, np.ndarray]
+    pairtop: dict[str, np.ndarray]
+    route_tokens: np.ndarray
+    route_weight: np.ndarray
+    n_tokens: np.ndarray
+
+
+class _BatchState:
+    """Per-batch tensors the patched modules read and the accumulators they fill."""
+
+    def __init__(self, geometry: Geometry, variants, batch_size: int, k_top: int, device):
+        self.n_routed = geometry.routed_experts
+        self.n_experts = geometry.experts_per_layer
+        self.n_neurons = geometry.neurons_per_expert
+        self.k_top = k_top
+        self.batch_size = batch_size
+        n_layers = len(geometry.moe_layers)
+        shape = (n_layers, batch_size * self.n_experts, self.n_neurons)
+        self.score = {
+            v: torch.full(shape, float("-inf"), dtype=torch.float32, device=device)
+            for v in variants
+        }
+        self.partial_top = {
+            v: [[[] for _ in range(batch_size)] for _ in range(n_layers)] for v in variants
+        }
+        self.route_tokens = torch.zeros(
+            n_layers, batch_size * self.n_experts, dtype=torch.float64, device=device
+        )
+        self.route_weight = torch.zeros_like(self.route_tokens)
+        self.u_index: torch.Tensor | None = None  # [B*S] row of u for each flat position, or -1
+        self.u: torch.Tensor | None = None  # [T_s, H] float32 unembedding rows of the targets
+        self.sample_of: torch.Tensor | None = None  # [T_s] sample of each scored position
+        self.scored_flat: torch.Tensor | None = None  # [T_s] flat position of each scored row
+
+    def add(self, slot: int, rows: torch.Tensor, samples: torch.Tensor, scores: dict):
+        """Fold triple scores ``scores[v]`` ``[P, N]`` of rows ``sample * E + expert``."""
+        for variant, s in scores.items():
+            index = rows.unsqueeze(-1).expand_as(s)
+            self.score[variant][slot].scatter_reduce_(0, index, s, "amax", include_self=True)
+            tops = self.partial_top[variant][slot]
+            for b in torch.unique(samples).tolist():
+                flat = s[samples == b].reshape(-1)
+                tops[b].append(torch.topk(flat, min(self.k_top, flat.numel())).values)
+
+
+class ContributionCapture:
+    """Capture contribution scores while the model runs on prompt + response ids.
+
+    Use as a context manager; the patched modules are restored on exit, whatever
+    happens inside.
+
+    Parameters
+    ----------
+    model
+        A causal LM with the ``grouped_mm`` experts implementation.
+    adapter
+        The family adapter (:func:`moemui.adapters.adapter_for`).
+    variants
+        Which ``h`` to score: ``gate`` (act of the gate projection), ``glu`` (the true
+        input of the down projection), ``act`` (g * h without the projection).
+    k_top
+        K, the number of largest triple scores kept per sample and layer.
+    name
+        The model's name, for error messages.
+    keep_activations
+        Also keep, per MoE layer and batch, the captured routing (token, expert, g)
+        and h of every pair and of the shared experts in ``self.records``, for checks
+        that rebuild each block's output from them. Memory grows with the data: for
+        tests and debugging only.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        adapter: FusedExpertsAdapter,
+        variants: tuple[str, ...] = ("gate", "glu"),
+        k_top: int = 1,
+        name: str = "model",
+        keep_activations: bool = False,
+    ):
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown or not variants:
+            raise MoemuiError(f"unknown variants {unknown}; expected some of {', '.join(VARIANTS)}")
+        self.model = model
+        self.adapter = adapter
+        self.variants = tuple(variants)
+        self.k_top = int(k_top)
+        self.name = name
+        self.geometry = adapter.geometry(model, name)
+        self.layers = adapter.moe_layers(model)
+        self.unembed = adapter.unembedding(model)
+        self._state: _BatchState | None = None
+        self._patched: list[nn.Module] = []
+        self.records: list[dict] | None = [] if keep_activations else None
+
+    # -- installing and removing the patches ------------------------------------------
+    def __enter__(self) -> ContributionCapture:
+        impl = getattr(self.model.config, "_experts_implementation", None)
+        if impl != "grouped_mm":
+            raise MoemuiError(
+                f"{self.name}: capture needs the grouped_mm experts implementation, got {impl!r}"
+            )
+        try:
+            for slot, layer in enumerate(self.layers):
+                if getattr(layer.experts, "_is_expert_parallel", False):
+                    raise MoemuiError(f"{self.name}: expert-parallel experts are not supported")
+                self._patch(layer.experts, _experts_forward, slot)
+                if layer.shared is not None:
+                    self._patch(layer.shared, _shared_forward, slot, gate=layer.shared_gate)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _patch(self, module: nn.Module, forward, slot: int, **extra) -> None:
+        capture = self
+
+        def patched(mod, *args, **kwargs):
+            return forward(mod, capture, slot, *args, **extra, **kwargs)
+
+        module.forward = types.MethodType(patched, module)
+        self._patched.append(module)
+
+    def __exit__(self, *exc) -> None:
+        for module in self._patched:
+            del module.forward  # back to the class's forward
+        self._patched.clear()
+        self._state = None
+
+    # -- one batch ----------------------------------------------------------------------
+    @torch.no_grad()
+    def score_batch(
+        self, prompts: list[list[int]], responses: list[list[int]], target: Target = "next"
+    ) -> BatchScores:
+        """Run one teacher-forced pass over ``prompt + response`` ids and reduce the scores."""
+        if not self._patched:
+            raise RuntimeError("score_batch must run inside the capture context")
+        device = self.unembed.device
+        seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
+        batch, width = len(seqs), max(len(s) for s in seqs)
+        input_ids = torch.zeros(batch, width, dtype=torch.long)
+        attention = torch.zeros(batch, width, dtype=torch.long)
+        targets = torch.full((batch, width), -1, dtype=torch.long)
+        for b, seq in enumerate(seqs):
+            input_ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            attention[b, : len(seq)] = 1
+            pos, tgt = scored_positions(len(prompts[b]), len(seq), target)
+            targets[b, pos] = input_ids[b, tgt]
+        n_tokens = (targets >= 0).sum(dim=1)
+
+        state = _BatchState(self.geometry, self.variants, batch, self.k_top, device)
+        flat_targets = targets.reshape(-1).to(device)
+        scored = torch.nonzero(flat_targets >= 0).squeeze(1)
+        state.u_index = torch.full_like(flat_targets, -1)
+        state.u_index[scored] = torch.arange(scored.numel(), device=device)
+        state.scored_flat = scored
+        state.sample_of = scored // width
+        state.u = self.unembed[flat_targets[scored]].float()
+        self._state = state
+        try:
+            self.model(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                use_cache=False,
+                logits_to_keep=1,
+            )
+        finally:
+            self._state = None
+        return self._finish(state, n_tokens)
+
+    def _finish(self, state: _BatchState, n_tokens: torch.Tensor) -> BatchScores:
+        n_layers, batch = len(self.layers), state.batch_size
+        n_exp, n_neu = state.n_experts, state.n_neurons
+        route_tokens = state.route_tokens.view(n_layers, batch, n_exp).cpu()
+        route_weight = state.route_weight.view(n_layers, batch, n_exp).cpu()
+        n_tok = n_tokens.view(1, batch, 1)
+        # positions where an expert is not selected contribute s = 0 triples
+        unrouted = route_tokens < n_tok  # [L, B, E]
+        zeros_exist = (route_tokens.sum(-1) < n_tok[..., 0] * n_exp).tolist()  # [L][B]
+        n_triples = (n_tokens * n_exp * n_neu).tolist()
+        score, pairtop = {}, {}
+        for variant in self.variants:
+            s = state.score[variant].view(n_layers, batch, n_exp, n_neu).cpu()
+            s = torch.where(unrouted.unsqueeze(-1), s.clamp(min=0.0), s)
+            bad = ~torch.isfinite(s)
+            if bad.any():
+                slot, b = (int(i) for i in torch.nonzero(bad)[0][:2])
+                raise MoemuiError(
+                    f"{self.name}: non-finite contribution score ({variant}) in sample "
+                    f"{b} of the batch at layer {self.geometry.moe_layers[slot]}"
+                )
+            score[variant] = s.permute(1, 0, 2, 3).numpy()
+            top = np.full((batch, n_layers, self.k_top), np.nan, dtype=np.float32)
+            for slot in range(n_layers):
+                for b in range(batch):
+                    parts = state.partial_top[variant][slot][b]
+                    if zeros_exist[slot][b]:
+                        parts = parts + [
+                            torch.zeros(self.k_top, device=parts[0].device if parts else "cpu")
+                        ]
+                    if not parts:
+                        continue
+                    cand = torch.cat([p.cpu() for p in parts])
+                    k = min(self.k_top, cand.numel(), n_triples[b])
+                    top[b, slot, :k] = torch.topk(cand, k).values.numpy()
+            pairtop[variant] = top
+        return BatchScores(
+            score=score,
+            pairtop=pairtop,
+            route_tokens=route_tokens.permute(1, 0, 2).numpy().astype(np.int32),
+            route_weight=route_weight.permute(1, 0, 2).numpy().astype(np.float32),
+            n_tokens=n_tokens.numpy().astype(np.int32),
+        )
+
+    # -- scoring, called from the patched forwards --------------------------------------
+    def _score_routed(self, experts, slot, token_g, expert_g, weight_g, h, a) -> None:
+        if self.records is not None:
+            self.records.append(
+                {
+                    "slot": slot,
+                    "kind": "routed",
+                    "token": token_g,
+                    "expert": expert_g,
+                    "g": weight_g,
+                    "h": h,
+                    "act": a,
+                }
+            )
+        state = self._state
+        if state is None:  # the model runs outside score_batch (e.g. generate)
+            return
+        rows_u = state.u_index[token_g]
+        keep = rows_u >= 0
+        if not bool(keep.any()):
+            return
+        rows_u, tok, exp = rows_u[keep], token_g[keep], expert_g[keep]
+        g = weight_g[keep].float().unsqueeze(-1)
+        counts = torch.bincount(exp, minlength=experts.num_experts)
+        offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
+        down = experts.down_proj.float()  # [E, H, N]: column j of expert e is down[e, :, j]
+        proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=True)  # [P, N]
+        samples = tok // (state.u_index.numel() // state.batch_size)
+        rows = samples * state.n_experts + exp
+        scores = {}
+        for variant in self.variants:
+            if variant == "glu":
+                scores[variant] = g * h[keep].float() * proj
+            elif variant == "gate":
+                scores[variant] = g * a[keep].float() * proj
+            else:  # act
+                scores[variant] = g * a[keep].float()
+        state.add(slot, rows, samples, scores)
+        state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
+        state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double())
+
+    def _score_shared(self, shared, slot, x, h, a, gate) -> None:
+        if self.records is not None:
+            g = torch.sigmoid(gate(x)) if gate is not None else None
+            self.records.append({"slot": slot, "kind": "shared", "g": g, "h": h, "act": a})
+        state = self._state
+        if state is None:
+            return
+        n_flat = state.u_index.numel()
+        h = h.reshape(-1, h.shape[-1])
+        a = a.reshape(-1, a.shape[-1])
+        if h.shape[0] != n_flat:
+            raise MoemuiError(
+                f"{self.name}: shared expert saw {h.shape[0]} tokens, expected {n_flat}"
+            )
+        pos = state.scored_flat
+        if pos.numel() == 0:
+            return
+        m, n = self.geometry.shared_experts, state.n_neurons
+        if gate is not None:
+            g = torch.sigmoid(gate(x.reshape(-1, x.shape[-1])))[pos].float()  # [T_s, 1]
+        else:
+            g = torch.ones(pos.numel(), 1, device=pos.device)
+        proj = state.u @ shared.down_proj.weight.float()  # [T_s, m*N]
+        scores = {}
+        for variant in self.variants:
+            if variant == "glu":
+                s = g * h[pos].float() * proj
+            elif variant == "gate":
+                s = g * a[pos].float() * proj
+            else:
+                s = g * a[pos].float().expand_as(proj)
+            scores[variant] = s.reshape(-1, n)  # [T_s * m, N], virtual experts contiguous
+        samples = state.sample_of.repeat_interleave(m)
+        virtual = torch.arange(m, device=pos.device).repeat(pos.numel())
+        rows = samples * state.n_experts + state.n_routed + virtual
+        state.add(slot, rows, samples, scores)
+        state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
+        state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double().repeat_interleave(m))
+
+
+def _experts_forward(
+    self, capture: ContributionCapture, slot: int, hidden_states, top_k_index, top_k_weights
+):
+    """transformers' ``grouped_mm_experts_forward``, computing h once and scoring it."""
+    device = hidden_states.device
+    num_top_k = top_k_index.size(-1)
+    num_tokens = hidden_states.size(0)
+    hidden_dim = hidden_states.size(-1)
+    sample_weights = top_k_weights.reshape(-1)
+    expert_ids = top_k_index.reshape(-1)
+    expert_ids_g, perm = torch.sort(expert_ids)
+    token_g = perm // num_top_k
+    selected_hidden_states_g = hidden_states[token_g]
+    sample_weights_g = sample_weights[perm]
+    histc_input = expert_ids_g.float() if device.type in ("cpu", "mps") else expert_ids_g.int()
+    tokens_per_expert = torch.histc(
+        histc_input, bins=self.num_experts, min=0, max=self.num_experts - 1
+    )
+    offsets = torch.cumsum(tokens_per_expert, dim=0, dtype=torch.int32)
+    gate_up_bias = self.gate_up_proj_bias[expert_ids_g] if self.has_bias else None
+    proj_out = _grouped_linear(
+        selected_hidden_states_g,
+        self.gate_up_proj,
+        offsets,
+        bias=gate_up_bias,
+        is_transposed=self.is_transposed,
+    )
+    act = None
+    if "gate" in capture.variants or "act" in capture.variants:
+        gate = (
+            proj_out[..., : proj_out.shape[-1] // 2] if self.is_concatenated else proj_out[..., ::2]
+        )
+        act = self.act_fn(gate)
+    h = self._apply_gate(proj_out)
+    down_bias = self.down_proj_bias[expert_ids_g] if self.has_bias else None
+    out = _grouped_linear(
+        h, self.down_proj, offsets, bias=down_bias, is_transposed=self.is_transposed
+    )
+    if self.has_post_expert_norm:
+        out = self.post_expert_norm(out)
+    weighted_out = out * sample_weights_g.unsqueeze(-1)
+    inv_perm = torch.empty_like(perm)
+    inv_perm[perm] = torch.arange(perm.size(0), device=device)
+    weighted_out = weighted_out[inv_perm]
+    final_hidden_states = weighted_out.view(num_tokens, num_top_k, hidden_dim).sum(dim=1)
+    capture._score_routed(self, slot, token_g, expert_ids_g, sample_weights_g, h, act)
+    return final_hidden_states.to(hidden_states.dtype)
+
+
+def _shared_forward(self, capture: ContributionCapture, slot: int, x, gate=None):
+    """A gated MLP's forward (``down(act(gate(x)) * up(x))``), keeping its h."""
+    act = self.act_fn(self.gate_proj(x))
+    h = act * self.up_proj(x)
+    out = self.down_proj(h)
+    capture._score_shared(self, slot, x, h, act, gate)
+    return out

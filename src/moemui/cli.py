@@ -1,0 +1,221 @@
+"""The ``moemui`` command line: one subcommand per workflow step.
+
+Known failures (bad config, model, task or file) print one ``ERROR: ...`` line and
+exit with status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from moemui import __version__
+from moemui.errors import MoemuiError
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-id", required=True, help="the model's id (slug) in the config")
+    p.add_argument("--source", required=True, help="a model directory or a Hub id")
+    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+
+
+def cmd_build_model(args) -> None:
+    from moemui.recipes import build_model
+
+    build_model(args.recipe, args.seed, args.out)
+
+
+def cmd_make_task(args) -> None:
+    from moemui.pipeline import materialise_task
+
+    materialise_task(json.loads(args.spec), args.out)
+
+
+def cmd_generate(args) -> None:
+    from moemui.pipeline import generate_task
+
+    generate_task(
+        args.model_id,
+        args.source,
+        args.tasks,
+        args.out,
+        revision=args.revision,
+        dtype=args.dtype,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+    )
+
+
+def cmd_capture(args) -> None:
+    from moemui.pipeline import capture_task
+
+    capture_task(
+        args.model_id,
+        args.source,
+        args.task_id,
+        args.tasks,
+        args.responses,
+        args.out,
+        revision=args.revision,
+        dtype=args.dtype,
+        device=args.device,
+        variants=tuple(args.variants),
+        target=args.target,
+        max_threshold=args.max_threshold,
+        batch_size=args.batch_size,
+        attrs=json.loads(args.attrs),
+    )
+
+
+def _group(path: str) -> tuple[Path, str, str]:
+    """Split a store group directory STORE/{model}/{task} into its parts."""
+    group = Path(path)
+    return group.parent.parent, group.parent.name, group.name
+
+
+def cmd_mui(args) -> None:
+    from moemui.pipeline import mui_cell
+
+    store, model, task = _group(args.group)
+    mui_cell(store, model, task, args.thresholds, args.out)
+
+
+def cmd_performance(args) -> None:
+    from moemui.pipeline import performance
+
+    performance([(Path(p).parent.name, Path(p).stem, p) for p in args.responses], args.out)
+
+
+def cmd_concat(args) -> None:
+    from moemui.pipeline import concat_tables
+
+    concat_tables(args.inputs, args.out)
+
+
+def cmd_index_store(args) -> None:
+    from moemui.pipeline import index
+
+    parts = [_group(g) for g in args.groups]
+    stores = {store for store, _, _ in parts}
+    if len(stores) != 1:
+        raise MoemuiError(f"groups belong to several stores: {sorted(map(str, stores))}")
+    index(stores.pop(), [f"{model}/{task}" for _, model, task in parts])
+
+
+def cmd_inspect(args) -> None:
+    from moemui.adapters import adapter_for
+    from moemui.recipes import init_model, recipe_config
+    from moemui.sources import load_model, parse_source
+
+    source = parse_source(args.source, args.source)
+    if source.kind == "builtin":
+        model = init_model(recipe_config(source.ref), seed=0)
+    else:
+        model, _ = load_model(source.ref, args.source, args.revision, tokenizer=False, device="cpu")
+    geometry = adapter_for(model, args.source).geometry(model, args.source)
+    info = geometry.as_dict()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        print(f"{key:>20}: {value}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moemui", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"moemui {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-model", help="build a builtin tiny MoE and save it")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_build_model)
+
+    p = sub.add_parser("make-task", help="materialise a config task's samples as JSONL")
+    p.add_argument("--spec", required=True, help="the config task entry, as JSON")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_make_task)
+
+    p = sub.add_parser("generate", help="greedy responses of a model to a task")
+    _add_model_args(p)
+    p.add_argument("--tasks", required=True, help="the task's JSONL file")
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=16)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("capture", help="capture contribution scores into the store")
+    _add_model_args(p)
+    p.add_argument("--task-id", required=True)
+    p.add_argument("--tasks", required=True)
+    p.add_argument("--responses", required=True)
+    p.add_argument("--out", required=True, help="the group directory: STORE/{model}/{task}")
+    p.add_argument("--variants", type=_csv_list, default=["gate", "glu"])
+    p.add_argument("--target", default="next", choices=["next", "same_position"])
+    p.add_argument("--max-threshold", type=float, default=0.01)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--attrs", default="{}", help="extra group attributes, as JSON")
+    p.set_defaults(func=cmd_capture)
+
+    p = sub.add_parser("mui", help="MUI of one store group at thresholds")
+    p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
+    p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_mui)
+
+    p = sub.add_parser("performance", help="accuracy per model and task")
+    p.add_argument("responses", nargs="+", help="responses files .../{model}/{task}.jsonl")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_performance)
+
+    p = sub.add_parser("concat", help="concatenate CSV tables")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_concat)
+
+    p = sub.add_parser("index-store", help="write the store's root and model groups")
+    p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
+    p.set_defaults(func=cmd_index_store)
+
+    p = sub.add_parser("inspect", help="print the MoE geometry of a model source")
+    p.add_argument("source", help="builtin:<recipe>, a model directory or a Hub id")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except MoemuiError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Validate a workflow config: JSON Schema (with defaults) plus the checks a schema
+cannot express. Every error names the offending config key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from moemui.errors import MoemuiError
+from moemui.recipes import RECIPES
+from moemui.sources import parse_source
+from moemui.tasks import BUILTIN_TASKS
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _extend_with_default(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _extend_with_default(jsonschema.Draft7Validator)
+
+
+def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` in place, filling defaults; return it.
+
+    Raises
+    ------
+    MoemuiError
+        ``config key '<key>': <what is wrong>`` for the first problem found.
+    """
+    if not isinstance(config, dict):
+        raise MoemuiError("config: expected a mapping at the top level")
+    schema = schema or load_schema()
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = list(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            raise MoemuiError(f"config key '{_key(path + extra[:1])}': unknown key")
+        if err.validator == "required":
+            missing = err.message.split("'")[1]
+            raise MoemuiError(f"config key '{_key(path + [missing])}': required but missing")
+        raise MoemuiError(f"config key '{_key(path)}': {err.message}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict) -> None:
+    for section in ("models", "tasks"):
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(config[section]):
+            if entry["id"] in seen:
+                raise MoemuiError(
+                    f"config key '{section}[{i}].id': duplicate id {entry['id']!r} "
+                    f"(also {section}[{seen[entry['id']]}])"
+                )
+            seen[entry["id"]] = i
+    for i, model in enumerate(config["models"]):
+        key = f"models[{i}].source"
+        try:
+            source = parse_source(model["source"], model["id"])
+        except MoemuiError as err:
+            raise MoemuiError(f"config key '{key}': {err}") from None
+        if source.kind == "builtin" and source.ref not in RECIPES:
+            raise MoemuiError(
+                f"config key '{key}': unknown builtin recipe {source.ref!r}; "
+                f"known recipes: {', '.join(sorted(RECIPES))}"
+            )
+        if source.kind == "local" and not Path(source.ref).expanduser().is_dir():
+            raise MoemuiError(
+                f"config key '{key}': local model directory {source.ref} does not exist"
+            )
+    for i, task in enumerate(config["tasks"]):
+        key = f"tasks[{i}]"
+        scheme, _, ref = task["source"].partition(":")
+        if scheme == "builtin":
+            if ref not in BUILTIN_TASKS:
+                raise MoemuiError(
+                    f"config key '{key}.source': unknown builtin task {ref!r}; "
+                    f"known tasks: {', '.join(sorted(BUILTIN_TASKS))}"
+                )
+            if "n" not in task:
+                raise MoemuiError(f"config key '{key}.n': required for builtin tasks")
+        elif not Path(ref).expanduser().is_file():
+            raise MoemuiError(f"config key '{key}.source': task file {ref} does not exist")
+        elif task.get("params"):
+            raise MoemuiError(f"config key '{key}.params': only builtin tasks take params")
+    top = config["capture"]["max_threshold"]
+    for i, tau in enumerate(config["thresholds"]):
+        if tau > top:
+            raise MoemuiError(
+                f"config key 'thresholds[{i}]': {tau} exceeds capture.max_threshold {top}"
+            )

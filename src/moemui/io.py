@@ -1,0 +1,59 @@
+"""Small file helpers: atomic writes and JSON-lines records."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from moemui.errors import MoemuiError
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` so readers never see a partial file.
+
+    The text goes to a temporary file in the target's directory (created if missing),
+    is flushed and fsynced, and replaces ``path`` with :func:`os.replace`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """Write dicts as JSON lines (sorted keys, UTF-8), atomically."""
+    text = "".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n" for r in records
+    )
+    atomic_write_text(path, text)
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """Read JSON lines written by :func:`write_records`; errors name the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise MoemuiError(f"{path}: file not found") from None
+    except UnicodeDecodeError as err:
+        raise MoemuiError(f"{path}: not valid UTF-8 ({err.reason})") from None
+    records = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise MoemuiError(f"{path}, line {lineno}: invalid JSON ({err.msg})") from None
+    return records

@@ -1,0 +1,200 @@
+"""The workflow's steps as plain functions: each rule calls exactly one of them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from moemui import __version__
+from moemui.adapters import adapter_for
+from moemui.capture import TARGETS, ContributionCapture
+from moemui.errors import MoemuiError
+from moemui.generate import generate_responses
+from moemui.io import atomic_write_text, read_records, write_records
+from moemui.metrics import k_for, mui_table
+from moemui.progress import progress
+from moemui.sources import load_model
+from moemui.store import StoreWriter, index_store, open_group
+from moemui.tasks import make_task, read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+PERFORMANCE_COLUMNS = ["model", "task", "n_samples", "n_correct", "accuracy"]
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers."""
+    names = ["moemui", "torch", "transformers", "zarr", "xarray", "numpy"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except Exception:  # pragma: no cover - a source checkout without metadata
+            out[name] = __version__ if name == "moemui" else "unknown"
+    return out
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 of a config's canonical JSON form."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def materialise_task(spec: dict, out: str | os.PathLike) -> int:
+    """Write the samples of config task ``spec`` to ``out``; return their number."""
+    samples = make_task(spec)
+    write_jsonl(samples, out)
+    log.info("task %s: %d samples -> %s", spec.get("id"), len(samples), out)
+    return len(samples)
+
+
+def generate_task(
+    model_id: str,
+    source: str,
+    tasks: str | os.PathLike,
+    out: str | os.PathLike,
+    revision: str | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
+) -> float:
+    """Greedy responses of model ``model_id`` to a task file; return the accuracy."""
+    torch.manual_seed(0)
+    samples = read_jsonl(tasks)
+    model, tokenizer = load_model(source, model_id, revision, dtype, device)
+    records = generate_responses(model, tokenizer, samples, batch_size, max_new_tokens, model_id)
+    write_records(out, records)
+    accuracy = float(np.mean([r["correct"] for r in records])) if records else float("nan")
+    log.info("%s on %s: accuracy %.3f over %d samples", model_id, tasks, accuracy, len(records))
+    return accuracy
+
+
+def capture_task(
+    model_id: str,
+    source: str,
+    task_id: str,
+    tasks: str | os.PathLike,
+    responses: str | os.PathLike,
+    out: str | os.PathLike,
+    revision: str | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+    variants: tuple[str, ...] = ("gate", "glu"),
+    target: str = "next",
+    max_threshold: float = 0.01,
+    batch_size: int = 8,
+    attrs: dict | None = None,
+) -> Path:
+    """Score every response of a model on a task and publish its store group at ``out``."""
+    if target not in TARGETS:
+        raise MoemuiError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    samples = read_jsonl(tasks)
+    records = read_records(responses)
+    ids = [s["id"] for s in samples]
+    if [r["id"] for r in records] != ids:
+        raise MoemuiError(f"{responses}: sample ids differ from the task file {tasks}; re-generate")
+    model, _ = load_model(source, model_id, revision, dtype, device, tokenizer=False)
+    adapter = adapter_for(model, f"model {model_id!r}")
+    with ContributionCapture(model, adapter, tuple(variants), 1, f"model {model_id!r}") as cap:
+        geometry = cap.geometry
+        k_top = k_for(max_threshold, geometry.neurons_per_layer)
+        cap.k_top = k_top
+        meta = {
+            "model": model_id,
+            "source": source,
+            "revision": revision or "",
+            "family": geometry.family,
+            "architecture": geometry.architecture,
+            "task": task_id,
+            "variants": list(variants),
+            "target": target,
+            "dtype": dtype,
+            "max_threshold": max_threshold,
+            "k_top": k_top,
+            "geometry": geometry.as_dict(),
+            "package_versions": package_versions(),
+            **(attrs or {}),
+        }
+        writer = StoreWriter(out, geometry, ids, tuple(variants), k_top, meta)
+        try:
+            for start in progress(
+                range(0, len(records), batch_size),
+                desc=f"capture {model_id}/{task_id}",
+                unit="batch",
+            ):
+                chunk = records[start : start + batch_size]
+                try:
+                    batch = cap.score_batch(
+                        [r["prompt_ids"] for r in chunk],
+                        [r["response_ids"] for r in chunk],
+                        target,
+                    )
+                except MoemuiError as err:
+                    raise MoemuiError(
+                        f"{err} (task {task_id!r}, samples {[r['id'] for r in chunk]})"
+                    ) from None
+                writer.write(start, batch, [r["correct"] for r in chunk])
+            return writer.publish()
+        except BaseException:
+            writer.abort()
+            raise
+
+
+def mui_cell(
+    store: str | os.PathLike, model: str, task: str, thresholds: list[float], out: str | os.PathLike
+) -> pd.DataFrame:
+    """MUI of one (model, task) group at every threshold, written as CSV."""
+    table = mui_table(open_group(store, model, task), thresholds, model, task)
+    write_csv(table, out)
+    return table
+
+
+def performance(cells: list[tuple[str, str, str]], out: str | os.PathLike) -> pd.DataFrame:
+    """Accuracy per (model, task) from responses files ``(model, task, path)``."""
+    rows = []
+    for model, task, path in cells:
+        correct = [bool(r["correct"]) for r in read_records(path)]
+        rows.append(
+            {
+                "model": model,
+                "task": task,
+                "n_samples": len(correct),
+                "n_correct": int(sum(correct)),
+                "accuracy": float(np.mean(correct)) if correct else float("nan"),
+            }
+        )
+    table = pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS)
+    write_csv(table, out)
+    return table
+
+
+def concat_tables(paths: list[str | os.PathLike], out: str | os.PathLike) -> pd.DataFrame:
+    """Concatenate CSV tables with the same columns, in the given order."""
+    if not paths:
+        raise MoemuiError(f"{out}: no input tables to concatenate")
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    write_csv(table, out)
+    return table
+
+
+def write_csv(table: pd.DataFrame, out: str | os.PathLike) -> None:
+    """Write a tidy table atomically, floats with full precision."""
+    atomic_write_text(out, table.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+
+
+def index(store: str | os.PathLike, groups: list[str]) -> None:
+    """Write the root and model group metadata of the store; ``groups`` are ``model/task``."""
+    models: dict[str, list[str]] = {}
+    for group in groups:
+        model, _, task = group.partition("/")
+        models.setdefault(model, []).append(task)
+    index_store(store, models)

@@ -1,0 +1,138 @@
+"""Model sources: where a configured model's weights come from, and loading them.
+
+A config model's ``source`` is one of
+
+``builtin:<recipe>``
+    a tiny MoE built locally by the workflow (:mod:`moemui.recipes`) under
+    ``results/models/{model}``;
+``local:<path>`` or a path starting with ``/``, ``./``, ``../`` or ``~``
+    a directory written by ``save_pretrained``;
+``<org>/<name>``
+    a Hugging Face Hub id, with the model's ``revision`` (default ``main``); used from
+    the local cache when offline (``HF_HUB_OFFLINE=1``).
+
+Everything loads through ``from_pretrained`` with the ``grouped_mm`` experts
+implementation, which the capture mirrors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from moemui.errors import MoemuiError
+
+log = logging.getLogger(__name__)
+
+SourceKind = Literal["builtin", "local", "hub"]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A parsed model source: ``kind`` and ``ref`` (recipe, path or Hub id)."""
+
+    kind: SourceKind
+    ref: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind != "hub"
+
+
+def parse_source(source: str, model: str = "model") -> ModelSource:
+    """Parse a config ``source`` string.
+
+    Examples
+    --------
+    >>> parse_source("builtin:olmoe_tiny")
+    ModelSource(kind='builtin', ref='olmoe_tiny')
+    >>> parse_source("allenai/OLMoE-1B-7B-0924")
+    ModelSource(kind='hub', ref='allenai/OLMoE-1B-7B-0924')
+    >>> parse_source("./checkpoints/step100")
+    ModelSource(kind='local', ref='./checkpoints/step100')
+    """
+    if not isinstance(source, str) or not source:
+        raise MoemuiError(f"model {model!r}: source must be a non-empty string")
+    if source.startswith("builtin:"):
+        return ModelSource("builtin", source.removeprefix("builtin:"))
+    if source.startswith("local:"):
+        return ModelSource("local", source.removeprefix("local:"))
+    if source.startswith(("/", "./", "../", "~")):
+        return ModelSource("local", source)
+    if _HUB_ID.match(source):
+        return ModelSource("hub", source)
+    raise MoemuiError(
+        f"model {model!r}: unknown model source {source!r}; expected builtin:<recipe>, "
+        "local:<path>, a path, or a Hub id <org>/<name>"
+    )
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto``: the first CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(
+    path_or_id: str,
+    model: str,
+    revision: str | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+    tokenizer: bool = True,
+):
+    """Load a causal LM (and its tokenizer) for model ``model`` of the config.
+
+    Parameters
+    ----------
+    path_or_id
+        A local directory or a Hub id.
+    model
+        The config's model id, named in every error.
+    revision
+        Hub revision (branch, tag or commit); ignored for local directories.
+    dtype
+        ``float32``, ``bfloat16`` or ``float16``.
+    device
+        ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...
+    tokenizer
+        Also load the tokenizer (generation needs it; capture does not).
+
+    Returns
+    -------
+    (model, tokenizer or None)
+    """
+    if dtype not in DTYPES:
+        raise MoemuiError(
+            f"model {model!r}: unknown dtype {dtype!r}; expected one of {list(DTYPES)}"
+        )
+    local = Path(path_or_id).expanduser()
+    is_dir = local.is_dir()
+    if not is_dir and parse_source(path_or_id, model).kind != "hub":
+        raise MoemuiError(f"model {model!r}: local model directory {path_or_id} does not exist")
+    where = str(local) if is_dir else path_or_id
+    kwargs = {} if is_dir else {"revision": revision or "main"}
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(
+            where, dtype=DTYPES[dtype], experts_implementation="grouped_mm", **kwargs
+        )
+        tok = AutoTokenizer.from_pretrained(where, **kwargs) if tokenizer else None
+    except (OSError, ValueError) as err:
+        what = (
+            f"directory {where}" if is_dir else f"Hub model {where} (revision {kwargs['revision']})"
+        )
+        raise MoemuiError(
+            f"model {model!r}: cannot load {what}: {str(err).splitlines()[0]}"
+        ) from None
+    lm = lm.to(pick_device(device)).eval()
+    log.info("loaded %s from %s (%s, %s)", model, where, dtype, next(lm.parameters()).device)
+    return lm, tok

@@ -1,0 +1,54 @@
+rule capture_scores:
+    input:
+        model=get_model_dir,
+        tasks="results/tasks/{task}.jsonl",
+        responses="results/responses/{model}/{task}.jsonl",
+    output:
+        directory("results/activations.zarr/{model}/{task}"),
+    log:
+        "results/logs/capture_scores/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/capture_scores/{model}/{task}.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    threads: 1
+    params:
+        source=get_model_source,
+        revision=lambda wc: MODELS[wc.model]["revision"],
+        dtype=lambda wc: MODELS[wc.model]["dtype"],
+        variants=",".join(config["capture"]["variants"]),
+        target=config["capture"]["target"],
+        max_threshold=config["capture"]["max_threshold"],
+        batch_size=config["capture"]["batch_size"],
+        attrs=get_store_attrs,
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui --threads {threads} capture --model-id {wildcards.model:q} \
+            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            --task-id {wildcards.task:q} --tasks {input.tasks:q} \
+            --responses {input.responses:q} --variants {params.variants:q} \
+            --target {params.target:q} --max-threshold {params.max_threshold} \
+            --batch-size {params.batch_size} --attrs {params.attrs:q} \
+            --out {output:q} 2>{log:q}
+        """
+
+
+rule index_store:
+    input:
+        get_store_groups,
+    output:
+        "results/activations.zarr/zarr.json",
+        expand("results/activations.zarr/{model}/zarr.json", model=MODELS),
+    log:
+        "results/logs/index_store.log",
+    benchmark:
+        "results/benchmarks/index_store.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    params:
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui index-store {input:q} 2>{log:q}
+        """

@@ -1,0 +1,55 @@
+rule compute_mui:
+    input:
+        "results/activations.zarr/{model}/{task}",
+    output:
+        "results/tables/mui/{model}/{task}.csv",
+    log:
+        "results/logs/compute_mui/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/compute_mui/{model}/{task}.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    params:
+        thresholds=config["thresholds"],
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui mui --group {input:q} --thresholds {params.thresholds} \
+            --out {output:q} 2>{log:q}
+        """
+
+
+rule aggregate_mui:
+    input:
+        expand("results/tables/mui/{cell}.csv", cell=[f"{m}/{t}" for m, t in CELLS]),
+    output:
+        "results/tables/mui.csv",
+    log:
+        "results/logs/aggregate_mui.log",
+    benchmark:
+        "results/benchmarks/aggregate_mui.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    shell:
+        """
+        moemui concat {input:q} --out {output:q} 2>{log:q}
+        """
+
+
+rule tabulate_performance:
+    input:
+        expand("results/responses/{cell}.jsonl", cell=[f"{m}/{t}" for m, t in CELLS]),
+    output:
+        "results/tables/performance.csv",
+    log:
+        "results/logs/tabulate_performance.log",
+    benchmark:
+        "results/benchmarks/tabulate_performance.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    params:
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui performance {input:q} --out {output:q} 2>{log:q}
+        """

@@ -1,0 +1,18 @@
+rule build_model:
+    output:
+        directory("results/models/{model}"),
+    log:
+        "results/logs/build_model/{model}.log",
+    benchmark:
+        "results/benchmarks/build_model/{model}.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    params:
+        recipe=get_recipe,
+        seed=lambda wc: MODELS[wc.model]["seed"],
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui build-model --recipe {params.recipe:q} --seed {params.seed:q} \
+            --out {output:q} 2>{log:q}
+        """

@@ -1,0 +1,27 @@
+rule generate_responses:
+    input:
+        model=get_model_dir,
+        tasks="results/tasks/{task}.jsonl",
+    output:
+        "results/responses/{model}/{task}.jsonl",
+    log:
+        "results/logs/generate_responses/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/generate_responses/{model}/{task}.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    threads: 1
+    params:
+        source=get_model_source,
+        revision=lambda wc: MODELS[wc.model]["revision"],
+        dtype=lambda wc: MODELS[wc.model]["dtype"],
+        batch_size=config["generation"]["batch_size"],
+        max_new_tokens=get_max_new_tokens,
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui --threads {threads} generate --model-id {wildcards.model:q} \
+            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            --tasks {input.tasks:q} --batch-size {params.batch_size} \
+            --max-new-tokens {params.max_new_tokens} --out {output:q} 2>{log:q}
+        """

@@ -1,0 +1,18 @@
+rule make_task:
+    input:
+        get_task_file,
+    output:
+        "results/tasks/{task}.jsonl",
+    log:
+        "results/logs/make_task/{task}.log",
+    benchmark:
+        "results/benchmarks/make_task/{task}.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    params:
+        spec=lambda wc: json.dumps(TASKS[wc.task], sort_keys=True),
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui make-task --spec {params.spec:q} --out {output:q} 2>{log:q}
+        """
