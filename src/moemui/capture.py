@@ -253,8 +253,9 @@ class ContributionCapture:
         route_tokens = state.route_tokens.view(n_layers, batch, n_exp).cpu()
         route_weight = state.route_weight.view(n_layers, batch, n_exp).cpu()
         n_tok = n_tokens.view(1, batch, 1)
-        # positions where an expert is not selected contribute s = 0 triples
-        unrouted = route_tokens < n_tok  # [L, B, E]
+        # positions where an expert is not selected contribute s = 0 triples; a sample
+        # with no scored position has no triple, and its scores are 0
+        unrouted = (route_tokens < n_tok) | (n_tok == 0)  # [L, B, E]
         zeros_exist = (route_tokens.sum(-1) < n_tok[..., 0] * n_exp).tolist()  # [L][B]
         n_triples = (n_tokens * n_exp * n_neu).tolist()
         score, pairtop = {}, {}

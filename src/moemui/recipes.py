@@ -110,11 +110,37 @@ def _deepseek_v2_tiny() -> PretrainedConfig:
     )
 
 
+def _deepseek_v3_tiny() -> PretrainedConfig:
+    # 15 routed experts of 256 in 3 groups (top-2 groups) + 1 shared; first layer dense;
+    # sigmoid scores with bias correction, renormalised top-2, scaled by 2.5.
+    cfg = dict(_COMMON, num_key_value_heads=4)
+    return AutoConfig.for_model(
+        "deepseek_v3",
+        **cfg,
+        num_hidden_layers=3,
+        intermediate_size=256,
+        moe_intermediate_size=256,
+        n_routed_experts=15,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        n_group=3,
+        topk_group=2,
+        first_k_dense_replace=1,
+        routed_scaling_factor=2.5,
+        kv_lora_rank=32,
+        q_lora_rank=None,
+        qk_nope_head_dim=16,
+        qk_rope_head_dim=8,
+        v_head_dim=16,
+    )
+
+
 RECIPES: dict[str, Callable[[], PretrainedConfig]] = {
     "qwen2_moe_tiny": _qwen2_moe_tiny,
     "olmoe_tiny": _olmoe_tiny,
     "qwen3_moe_tiny": _qwen3_moe_tiny,
     "deepseek_v2_tiny": _deepseek_v2_tiny,
+    "deepseek_v3_tiny": _deepseek_v3_tiny,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,17 @@ log = logging.getLogger(__name__)
 
 COMPLETE_ATTR = "complete"
 SAMPLE_CHUNK = 16
+
+
+def consolidate(path: str | os.PathLike) -> None:
+    """Consolidate a group's metadata (readers open it without listing the tree).
+
+    Zarr warns that consolidated metadata is not part of the v3 specification; xarray
+    reads it, and readers that do not still find every node's own ``zarr.json``.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(path, zarr_format=3)
 
 
 def _partial_path(path: Path) -> Path:
@@ -160,7 +172,7 @@ class StoreWriter:
                 f"{self.path}: {missing.size} samples were never written; not publishing"
             )
         self.group.attrs[COMPLETE_ATTR] = True
-        zarr.consolidate_metadata(self.tmp, zarr_format=3)
+        consolidate(self.tmp)
         if self.path.exists():
             shutil.rmtree(self.path)
         os.replace(self.tmp, self.path)
@@ -203,4 +215,4 @@ def index_store(root: str | os.PathLike, models: dict[str, list[str]]) -> None:
         zarr.open_group(root / model, mode="a", zarr_format=3)
         for task in tasks:
             open_group(root, model, task)
-    zarr.consolidate_metadata(root, zarr_format=3)
+    consolidate(root)
