@@ -1,0 +1,107 @@
+"""The store contract (SPEC §7): round trip, atomic publish, completeness, index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from moemui.adapters import Geometry
+from moemui.capture import BatchScores
+from moemui.errors import MoemuiError
+from moemui.store import StoreWriter, index_store, open_group
+
+GEO = Geometry(
+    family="fam",
+    architecture="FamForCausalLM",
+    moe_layers=[1, 3],
+    dense_layers=[0, 2],
+    routed_experts=3,
+    shared_experts=1,
+    neurons_per_expert=5,
+    top_k=2,
+)
+ATTRS = {"model": "m", "task": "t", "family": "fam", "variants": ["gate", "glu"]}
+
+
+def _batch(n, seed):
+    rng = np.random.default_rng(seed)
+    shape = (n, 2, 4, 5)
+    return BatchScores(
+        score={v: rng.normal(size=shape).astype(np.float32) for v in ("gate", "glu")},
+        pairtop={v: rng.normal(size=(n, 2, 6)).astype(np.float32) for v in ("gate", "glu")},
+        route_tokens=rng.integers(0, 9, size=(n, 2, 4)).astype(np.int32),
+        route_weight=rng.random(size=(n, 2, 4)).astype(np.float32),
+        n_tokens=rng.integers(0, 9, size=n).astype(np.int32),
+    )
+
+
+def _write(path, ids, batches):
+    writer = StoreWriter(path, GEO, ids, ("gate", "glu"), 6, ATTRS)
+    start = 0
+    for batch in batches:
+        writer.write(start, batch, np.arange(len(batch.n_tokens)) % 2 == 0)
+        start += len(batch.n_tokens)
+    return writer
+
+
+def test_round_trip(tmp_path):
+    ids = ["a", "b", "c", "d", "e"]
+    batches = [_batch(2, 0), _batch(2, 1), _batch(1, 2)]
+    root = tmp_path / "act.zarr"
+    _write(root / "m" / "t", ids, batches).publish()
+    index_store(root, {"m": ["t"]})
+    ds = open_group(root, "m", "t")
+    assert dict(ds.sizes) == {"sample": 5, "layer": 2, "expert": 4, "neuron": 5, "rank": 6}
+    assert ds["sample"].values.tolist() == ids
+    assert ds["layer"].values.tolist() == [1, 3]
+    assert ds["expert"].values.tolist() == [0, 1, 2, 3]
+    assert ds["expert_kind"].values.tolist() == ["routed"] * 3 + ["shared"]
+    assert ds["expert_kind"].dims == ("expert",)
+    assert ds["neuron"].values.tolist() == list(range(5))
+    assert ds["score_glu"].dims == ("sample", "layer", "expert", "neuron")
+    assert ds["pairtop_gate"].dims == ("sample", "layer", "rank")
+    assert ds["route_tokens"].dims == ("sample", "layer", "expert")
+    for v in ("gate", "glu"):
+        expected = np.concatenate([b.score[v] for b in batches])
+        np.testing.assert_array_equal(ds[f"score_{v}"].values, expected)
+        assert ds[f"score_{v}"].dtype == np.float32
+    np.testing.assert_array_equal(
+        ds["n_tokens"].values, np.concatenate([b.n_tokens for b in batches])
+    )
+    assert ds["correct"].values.tolist() == [True, False, True, False, True]
+    assert ds.attrs["model"] == "m" and ds.attrs["complete"] is True
+    tree = xr.open_datatree(root, engine="zarr")
+    assert "/m/t" in tree.groups
+    xr.testing.assert_identical(tree["m/t"].to_dataset(), ds)
+
+
+def test_partial_group_is_invisible_and_not_published_with_missing_samples(tmp_path):
+    root = tmp_path / "act.zarr"
+    writer = _write(root / "m" / "t", ["a", "b", "c"], [_batch(2, 0)])
+    assert not (root / "m" / "t").exists()
+    with pytest.raises(MoemuiError, match="1 samples were never written; not publishing"):
+        writer.publish()
+    writer.abort()
+    assert list((root / "m").iterdir()) == []
+
+
+def test_reader_rejects_missing_and_incomplete_groups(tmp_path):
+    root = tmp_path / "act.zarr"
+    with pytest.raises(MoemuiError, match="no group m/t in the activations store"):
+        open_group(root, "m", "t")
+    _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
+    zarr.open_group(root / "m" / "t", mode="a").attrs["complete"] = False
+    with pytest.raises(MoemuiError, match="group m/t is not marked complete"):
+        open_group(root, "m", "t")
+
+
+def test_stale_partial_from_killed_run_is_removed(tmp_path):
+    root = tmp_path / "act.zarr"
+    stale = root / "m" / ".t.partial-99999"
+    stale.mkdir(parents=True)
+    (stale / "junk").write_text("x")
+    _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
+    assert not stale.exists()
+    assert open_group(root, "m", "t").sizes["sample"] == 1
