@@ -5,6 +5,8 @@ cannot express. Every error names the offending config key.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -42,6 +44,12 @@ def _extend_with_default(validator_class):
 _Validator = _extend_with_default(jsonschema.Draft7Validator)
 
 
+def config_hash(config: dict) -> str:
+    """SHA-256 of a config's canonical JSON form."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
@@ -63,7 +71,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         err = errors[0]
         path = list(err.absolute_path)
         if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})), key=str)
             raise MoemuiError(f"config key '{_key(path + extra[:1])}': unknown key")
         if err.validator == "required":
             missing = err.message.split("'")[1]
@@ -109,6 +117,10 @@ def _check_semantics(config: dict) -> None:
                 )
             if "n" not in task:
                 raise MoemuiError(f"config key '{key}.n': required for builtin tasks")
+            try:
+                BUILTIN_TASKS[ref].resolve(task.get("params"))
+            except MoemuiError as err:
+                raise MoemuiError(f"config key '{key}.params': {err}") from None
         elif not Path(ref).expanduser().is_file():
             raise MoemuiError(f"config key '{key}.source': task file {ref} does not exist")
         elif task.get("params"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from importlib.metadata import version
@@ -11,19 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from moemui import __version__
-from moemui.adapters import adapter_for
-from moemui.capture import TARGETS, ContributionCapture
 from moemui.errors import MoemuiError
-from moemui.generate import generate_responses
 from moemui.io import atomic_write_text, read_records, write_records
 from moemui.metrics import k_for, mui_table
 from moemui.progress import progress
-from moemui.sources import load_model
 from moemui.store import StoreWriter, index_store, open_group
 from moemui.tasks import make_task, read_jsonl, write_jsonl
+
+# torch and transformers load only in the steps that run a model (generate, capture),
+# so the table steps and Snakemake's parsing stay fast.
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +36,6 @@ def package_versions() -> dict[str, str]:
         except Exception:  # pragma: no cover - a source checkout without metadata
             out[name] = __version__ if name == "moemui" else "unknown"
     return out
-
-
-def config_hash(config: dict) -> str:
-    """SHA-256 of a config's canonical JSON form."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def materialise_task(spec: dict, out: str | os.PathLike) -> int:
@@ -68,6 +58,11 @@ def generate_task(
     max_new_tokens: int = 16,
 ) -> float:
     """Greedy responses of model ``model_id`` to a task file; return the accuracy."""
+    import torch
+
+    from moemui.generate import generate_responses
+    from moemui.sources import load_model
+
     torch.manual_seed(0)
     samples = read_jsonl(tasks)
     model, tokenizer = load_model(source, model_id, revision, dtype, device)
@@ -95,6 +90,10 @@ def capture_task(
     attrs: dict | None = None,
 ) -> Path:
     """Score every response of a model on a task and publish its store group at ``out``."""
+    from moemui.adapters import adapter_for
+    from moemui.capture import TARGETS, ContributionCapture
+    from moemui.sources import load_model
+
     if target not in TARGETS:
         raise MoemuiError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     samples = read_jsonl(tasks)

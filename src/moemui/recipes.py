@@ -19,12 +19,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PretrainedConfig
+from typing import TYPE_CHECKING
 
 from moemui.errors import MoemuiError
-from moemui.tokenizer import build_tokenizer
+
+if TYPE_CHECKING:  # torch and transformers load only when a model is built
+    import torch
+    from transformers import PretrainedConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,15 @@ _COMMON = {
 }
 
 
+def _config(model_type: str, **kwargs) -> PretrainedConfig:
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
 def _qwen2_moe_tiny() -> PretrainedConfig:
     # 14 routed experts of 256 + one shared MLP of 512 (2 virtual experts); layer 0 dense.
-    return AutoConfig.for_model(
+    return _config(
         "qwen2_moe",
         **_COMMON,
         num_hidden_layers=3,
@@ -61,7 +68,7 @@ def _qwen2_moe_tiny() -> PretrainedConfig:
 
 def _olmoe_tiny() -> PretrainedConfig:
     # 16 routed experts of 256, top-2, no shared expert.
-    return AutoConfig.for_model(
+    return _config(
         "olmoe",
         **_COMMON,
         num_hidden_layers=2,
@@ -73,7 +80,7 @@ def _olmoe_tiny() -> PretrainedConfig:
 
 def _qwen3_moe_tiny() -> PretrainedConfig:
     # 16 routed experts of 256, top-2, renormalised, no shared expert.
-    return AutoConfig.for_model(
+    return _config(
         "qwen3_moe",
         **_COMMON,
         head_dim=16,
@@ -90,7 +97,7 @@ def _deepseek_v2_tiny() -> PretrainedConfig:
     # 14 routed experts of 256 + 2 shared (one MLP of 512); first layer dense;
     # softmax top-2, not renormalised, scaled by 1.5.
     cfg = dict(_COMMON, num_key_value_heads=4)
-    return AutoConfig.for_model(
+    return _config(
         "deepseek_v2",
         **cfg,
         num_hidden_layers=3,
@@ -114,7 +121,7 @@ def _deepseek_v3_tiny() -> PretrainedConfig:
     # 15 routed experts of 256 in 3 groups (top-2 groups) + 1 shared; first layer dense;
     # sigmoid scores with bias correction, renormalised top-2, scaled by 2.5.
     cfg = dict(_COMMON, num_key_value_heads=4)
-    return AutoConfig.for_model(
+    return _config(
         "deepseek_v3",
         **cfg,
         num_hidden_layers=3,
@@ -165,6 +172,9 @@ def init_model(config: PretrainedConfig, seed: int) -> torch.nn.Module:
     Matrices (and fused expert tensors, whose last axis is the input) get
     N(0, 1/fan_in); embeddings get N(0, 1); norms keep their ones, biases their zeros.
     """
+    import torch
+    from transformers import AutoModelForCausalLM
+
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, experts_implementation="grouped_mm")
     generator = torch.Generator().manual_seed(seed)
@@ -182,6 +192,10 @@ def build_model(recipe: str, seed: int, out: str | os.PathLike) -> Path:
 
     The directory is written next to ``out`` and moved into place when complete.
     """
+    from transformers import GenerationConfig
+
+    from moemui.tokenizer import build_tokenizer
+
     out = Path(out)
     config = recipe_config(recipe)
     model = init_model(config, seed)

@@ -21,17 +21,17 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from typing import TYPE_CHECKING, Literal
 
 from moemui.errors import MoemuiError
+
+if TYPE_CHECKING:  # torch and transformers load only when a model is loaded
+    import torch
 
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["builtin", "local", "hub"]
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = ("float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -77,6 +77,8 @@ def parse_source(source: str, model: str = "model") -> ModelSource:
 
 def pick_device(device: str = "auto") -> torch.device:
     """``auto``: the first CUDA device when there is one, else the CPU."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -111,6 +113,11 @@ def load_model(
     -------
     (model, tokenizer or None)
     """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from moemui.adapters import REGISTRY
+
     if dtype not in DTYPES:
         raise MoemuiError(
             f"model {model!r}: unknown dtype {dtype!r}; expected one of {list(DTYPES)}"
@@ -122,8 +129,15 @@ def load_model(
     where = str(local) if is_dir else path_or_id
     kwargs = {} if is_dir else {"revision": revision or "main"}
     try:
+        config = AutoConfig.from_pretrained(where, **kwargs)
+        archs = list(getattr(config, "architectures", None) or [])
+        if not any(arch in REGISTRY for arch in archs):
+            raise MoemuiError(
+                f"model {model!r}: architecture {', '.join(archs) or '(none)'} has no MoE "
+                f"adapter (no sparse MoE layer known); supported: {', '.join(sorted(REGISTRY))}"
+            )
         lm = AutoModelForCausalLM.from_pretrained(
-            where, dtype=DTYPES[dtype], experts_implementation="grouped_mm", **kwargs
+            where, dtype=getattr(torch, dtype), experts_implementation="grouped_mm", **kwargs
         )
         tok = AutoTokenizer.from_pretrained(where, **kwargs) if tokenizer else None
     except (OSError, ValueError) as err:

@@ -13,14 +13,17 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 import zarr
 
-from moemui.adapters import Geometry
-from moemui.capture import BatchScores
 from moemui.errors import MoemuiError
+
+if TYPE_CHECKING:
+    from moemui.adapters import Geometry
+    from moemui.capture import BatchScores
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
 import json
 
 from moemui import __version__ as MOEMUI_VERSION
-from moemui.config import load_schema, validate_config
+from moemui.config import config_hash, load_schema, validate_config
 from moemui.errors import MoemuiError
-from moemui.pipeline import config_hash
 from moemui.sources import parse_source
 
 try:

@@ -7,13 +7,16 @@ class in ``_ADAPTERS`` below.
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from moemui.adapters.base import FusedExpertsAdapter, Geometry, MoeLayer
 from moemui.adapters.deepseek import DeepseekV2Adapter, DeepseekV3Adapter
 from moemui.adapters.olmoe import OlmoeAdapter
 from moemui.adapters.qwen_moe import Qwen2MoeAdapter, Qwen3MoeAdapter
 from moemui.errors import MoemuiError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _ADAPTERS: tuple[type[FusedExpertsAdapter], ...] = (
     Qwen2MoeAdapter,

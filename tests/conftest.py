@@ -1,0 +1,105 @@
+"""Shared fixtures: a tiny workflow config and a runner for the real ``snakemake`` CLI."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO_ROOT / "Snakefile"
+
+#: Two tiny MoE families (routed only; with a shared expert), two tasks of 4 samples,
+#: a capture batch of 3 so the second batch is partial.
+TINY_CONFIG: dict = {
+    "models": [
+        {"id": "olmoe-tiny", "source": "builtin:olmoe_tiny"},
+        {"id": "qwen2moe-tiny", "source": "builtin:qwen2_moe_tiny"},
+    ],
+    "tasks": [
+        {"id": "arithmetic", "source": "builtin:arithmetic", "n": 4},
+        {"id": "boolean", "source": "builtin:boolean_expressions", "n": 4},
+    ],
+    "thresholds": [0.0008, 0.001, 0.002],
+    "generation": {"max_new_tokens": 4, "batch_size": 4},
+    "capture": {"batch_size": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[..., dict]:
+    """Factory: a fresh deep copy of the tiny config, top-level keys replaced by ``overrides``."""
+
+    def make(**overrides) -> dict:
+        config = copy.deepcopy(TINY_CONFIG)
+        config.update(copy.deepcopy(overrides))
+        return config
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def write_config() -> Callable[[Path, dict], Path]:
+    """Callable ``(workdir, config) -> path``: write ``config`` as ``workdir/config.yaml``."""
+
+    def write(workdir: Path, config: dict) -> Path:
+        path = Path(workdir) / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+def snakemake_command() -> list[str]:
+    """The ``snakemake`` executable of this environment, else ``python -m snakemake``."""
+    bin_dir = Path(sys.executable).parent
+    exe = shutil.which("snakemake", path=str(bin_dir)) or shutil.which("snakemake")
+    return [exe] if exe else [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture(scope="session")
+def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
+    """Run the repository's workflow in ``workdir`` on ``workdir/config.yaml``.
+
+    Returns a callable ``(workdir, *extra_args, timeout=600) -> CompletedProcess`` whose
+    ``stdout`` holds stdout and stderr together. The process runs with ``workdir`` as its
+    working directory, so nothing is written into the repository.
+    """
+    env = dict(os.environ)
+    # The rules call `moemui`: make this interpreter's scripts directory come first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["HF_HUB_OFFLINE"] = "1"
+
+    def run(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        workdir = Path(workdir)
+        cmd = [
+            *snakemake_command(),
+            "--snakefile",
+            str(SNAKEFILE),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "--cores",
+            "2",
+            *args,
+        ]
+        return subprocess.run(
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
