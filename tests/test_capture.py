@@ -153,3 +153,19 @@ def test_unknown_variant_is_named():
     model = init_model(recipe_config("olmoe_tiny"), seed=0)
     with pytest.raises(MoemuiError, match="unknown variants \\['relu'\\]"):
         ContributionCapture(model, adapter_for(model), ("glu", "relu"))
+
+
+def test_non_finite_score_names_sample_and_layer():
+    model = init_model(recipe_config("olmoe_tiny"), seed=0)
+    adapter = adapter_for(model)
+    layer = adapter.moe_layers(model)[1]
+    with torch.no_grad():
+        layer.experts.down_proj[:, :, 0] = float("nan")  # every expert's neuron 0 writes NaN
+    with (
+        ContributionCapture(model, adapter, ("glu",), k_top=4, name="model 'bad'") as cap,
+        pytest.raises(MoemuiError) as err,
+    ):
+        cap.score_batch([[5, 6], [7, 8]], [[], [9, 10]], ids=["s-empty", "s-two"])
+    assert str(err.value) == (
+        "model 'bad': non-finite contribution score (glu) in sample 's-two' at layer 1"
+    )

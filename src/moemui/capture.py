@@ -209,9 +209,16 @@ class ContributionCapture:
     # -- one batch ----------------------------------------------------------------------
     @torch.no_grad()
     def score_batch(
-        self, prompts: list[list[int]], responses: list[list[int]], target: Target = "next"
+        self,
+        prompts: list[list[int]],
+        responses: list[list[int]],
+        target: Target = "next",
+        ids: list[str] | None = None,
     ) -> BatchScores:
-        """Run one teacher-forced pass over ``prompt + response`` ids and reduce the scores."""
+        """Run one teacher-forced pass over ``prompt + response`` ids and reduce the scores.
+
+        ``ids`` name the samples in error messages.
+        """
         if not self._patched:
             raise RuntimeError("score_batch must run inside the capture context")
         device = self.unembed.device
@@ -245,9 +252,9 @@ class ContributionCapture:
             )
         finally:
             self._state = None
-        return self._finish(state, n_tokens)
+        return self._finish(state, n_tokens, ids or [str(b) for b in range(batch)])
 
-    def _finish(self, state: _BatchState, n_tokens: torch.Tensor) -> BatchScores:
+    def _finish(self, state: _BatchState, n_tokens: torch.Tensor, ids: list[str]) -> BatchScores:
         n_layers, batch = len(self.layers), state.batch_size
         n_exp, n_neu = state.n_experts, state.n_neurons
         route_tokens = state.route_tokens.view(n_layers, batch, n_exp).cpu()
@@ -256,8 +263,8 @@ class ContributionCapture:
         # positions where an expert is not selected contribute s = 0 triples; a sample
         # with no scored position has no triple, and its scores are 0
         unrouted = (route_tokens < n_tok) | (n_tok == 0)  # [L, B, E]
-        zeros_exist = (route_tokens.sum(-1) < n_tok[..., 0] * n_exp).tolist()  # [L][B]
-        n_triples = (n_tokens * n_exp * n_neu).tolist()
+        n_zero = ((n_tok[..., 0] * n_exp - route_tokens.sum(-1)) * n_neu).long()  # [L, B]
+        n_zero = n_zero.clamp(max=self.k_top).tolist()
         score, pairtop = {}, {}
         for variant in self.variants:
             s = state.score[variant].view(n_layers, batch, n_exp, n_neu).cpu()
@@ -267,21 +274,16 @@ class ContributionCapture:
                 slot, b = (int(i) for i in torch.nonzero(bad)[0][:2])
                 raise MoemuiError(
                     f"{self.name}: non-finite contribution score ({variant}) in sample "
-                    f"{b} of the batch at layer {self.geometry.moe_layers[slot]}"
+                    f"{ids[b]!r} at layer {self.geometry.moe_layers[slot]}"
                 )
             score[variant] = s.permute(1, 0, 2, 3).numpy()
             top = np.full((batch, n_layers, self.k_top), np.nan, dtype=np.float32)
             for slot in range(n_layers):
                 for b in range(batch):
-                    parts = state.partial_top[variant][slot][b]
-                    if zeros_exist[slot][b]:
-                        parts = parts + [
-                            torch.zeros(self.k_top, device=parts[0].device if parts else "cpu")
-                        ]
-                    if not parts:
-                        continue
-                    cand = torch.cat([p.cpu() for p in parts])
-                    k = min(self.k_top, cand.numel(), n_triples[b])
+                    parts = [p.cpu() for p in state.partial_top[variant][slot][b]]
+                    parts.append(torch.zeros(n_zero[slot][b]))  # the s = 0 triples
+                    cand = torch.cat(parts)
+                    k = min(self.k_top, cand.numel())
                     top[b, slot, :k] = torch.topk(cand, k).values.numpy()
             pairtop[variant] = top
         return BatchScores(

@@ -102,11 +102,11 @@ def capture_task(
     if [r["id"] for r in records] != ids:
         raise MoemuiError(f"{responses}: sample ids differ from the task file {tasks}; re-generate")
     model, _ = load_model(source, model_id, revision, dtype, device, tokenizer=False)
-    adapter = adapter_for(model, f"model {model_id!r}")
-    with ContributionCapture(model, adapter, tuple(variants), 1, f"model {model_id!r}") as cap:
-        geometry = cap.geometry
-        k_top = k_for(max_threshold, geometry.neurons_per_layer)
-        cap.k_top = k_top
+    name = f"model {model_id!r}"
+    adapter = adapter_for(model, name)
+    geometry = adapter.geometry(model, name)
+    k_top = k_for(max_threshold, geometry.neurons_per_layer)
+    with ContributionCapture(model, adapter, tuple(variants), k_top, name) as cap:
         meta = {
             "model": model_id,
             "source": source,
@@ -136,11 +136,10 @@ def capture_task(
                         [r["prompt_ids"] for r in chunk],
                         [r["response_ids"] for r in chunk],
                         target,
+                        ids=[r["id"] for r in chunk],
                     )
                 except MoemuiError as err:
-                    raise MoemuiError(
-                        f"{err} (task {task_id!r}, samples {[r['id'] for r in chunk]})"
-                    ) from None
+                    raise MoemuiError(f"{err} (task {task_id!r})") from None
                 writer.write(start, batch, [r["correct"] for r in chunk])
             return writer.publish()
         except BaseException:
