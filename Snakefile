@@ -19,3 +19,4 @@ rule all:
         "results/tables/mui.csv",
         "results/tables/performance.csv",
         "results/activations.zarr/zarr.json",
+        get_trajectory_table,

@@ -140,11 +140,59 @@ MALFORMED = [
         "models[0].source",
         "required but missing",
     ),
-    ("duplicate-model-id", _duplicate("models"), "models[1].id", "duplicate id 'olmoe-tiny'"),
+    ("duplicate-model-id", _duplicate("models"), "models[1].id", "duplicate model id 'olmoe-tiny'"),
     ("duplicate-task-id", _duplicate("tasks"), "tasks[1].id", "duplicate id 'arithmetic'"),
-    ("models-empty", _set("models", []), "models", "should be non-empty"),
+    ("models-empty", _set("models", []), "models", "no model to measure"),
     ("tasks-empty", _set("tasks", []), "tasks", "should be non-empty"),
-    ("models-missing", _delete("models"), "models", "required but missing"),
+    ("models-missing", _delete("models"), "models", "no model to measure"),
+    (
+        "series-unordered-steps",
+        _set(
+            "series",
+            [
+                {
+                    "id": "ser",
+                    "source": "trained:olmoe_v2",
+                    "checkpoints": [{"step": 300}, {"step": 150}],
+                }
+            ],
+        ),
+        "series[0].checkpoints[1].step",
+        "steps must increase (300 then 150)",
+    ),
+    (
+        "series-unknown-trained-recipe",
+        _set("series", [{"id": "ser", "source": "trained:nope", "checkpoints": [{"step": 1}]}]),
+        "series[0].source",
+        "unknown trained recipe 'nope'",
+    ),
+    (
+        "series-step-not-saved",
+        _set("series", [{"id": "ser", "source": "trained:olmoe_v2", "checkpoints": [{"step": 7}]}]),
+        "series[0].source",
+        "saves no checkpoint at step '7'",
+    ),
+    (
+        "series-hub-without-revision",
+        _set("series", [{"id": "ser", "source": "org/name", "checkpoints": [{"step": 1}]}]),
+        "series[0].checkpoints[0].revision",
+        "required for a Hub series",
+    ),
+    (
+        "series-id-clashes-with-model",
+        _set(
+            "series",
+            [{"id": "olmoe-tiny", "source": "trained:olmoe_v2", "checkpoints": [{"step": 150}]}],
+        ),
+        "models[0].id",
+        "is also a series id",
+    ),
+    (
+        "model-trained-unknown-step",
+        _set("models.0.source", "trained:olmoe_v1@5"),
+        "models[0].source",
+        "saves no checkpoint at step '5'",
+    ),
     ("unknown-top-level-key", _set("threshold", [0.001]), "threshold", "unknown key"),
     ("unknown-model-key", _set("models.0.revison", "v1"), "models[0].revison", "unknown key"),
     ("unknown-task-key", _set("tasks.1.samples", 4), "tasks[1].samples", "unknown key"),

@@ -112,6 +112,31 @@ def cmd_index_store(args) -> None:
     index(stores.pop(), [f"{model}/{task}" for _, model, task in parts])
 
 
+def cmd_revisions(args) -> None:
+    from moemui.sources import list_revisions
+
+    for name in list_revisions(args.repo):
+        print(name)
+
+
+def cmd_train(args) -> None:
+    from moemui.train import train
+
+    train(args.recipe, args.out)
+
+
+def cmd_trajectory(args) -> None:
+    import pandas as pd
+
+    from moemui.pipeline import write_csv
+    from moemui.trajectory import trajectory_table
+
+    table = trajectory_table(
+        pd.read_csv(args.mui), pd.read_csv(args.performance), json.loads(args.series)
+    )
+    write_csv(table, args.out)
+
+
 def cmd_inspect(args) -> None:
     from moemui.adapters import adapter_for
     from moemui.recipes import init_model, recipe_config
@@ -120,6 +145,11 @@ def cmd_inspect(args) -> None:
     source = parse_source(args.source, args.source)
     if source.kind == "builtin":
         model = init_model(recipe_config(source.ref), seed=0)
+    elif source.kind == "trained":
+        from moemui.train import model_config, parse_trained, trained_recipe
+
+        recipe = trained_recipe(parse_trained(source.ref)[0])
+        model = init_model(model_config(recipe), seed=0)
     else:
         model, _ = load_model(source.ref, args.source, args.revision, tokenizer=False, device="cpu")
     geometry = adapter_for(model, args.source).geometry(model, args.source)
@@ -189,6 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index-store", help="write the store's root and model groups")
     p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
     p.set_defaults(func=cmd_index_store)
+
+    p = sub.add_parser("revisions", help="list a Hub model's revisions (needs the network)")
+    p.add_argument("repo", help="a Hub id <org>/<name>")
+    p.set_defaults(func=cmd_revisions)
+
+    p = sub.add_parser("train", help="train a tiny MoE recipe on the built-in tasks")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("trajectory", help="MUI and performance along checkpoint series")
+    p.add_argument("--mui", required=True)
+    p.add_argument("--performance", required=True)
+    p.add_argument("--series", required=True, help="JSON: [{id, checkpoints: [{model, step}]}]")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_trajectory)
 
     p = sub.add_parser("inspect", help="print the MoE geometry of a model source")
     p.add_argument("source", help="builtin:<recipe>, a model directory or a Hub id")

@@ -81,8 +81,71 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
+def series_models(config: dict) -> list[dict]:
+    """The models the checkpoint series of a validated config expand to, in order.
+
+    Each checkpoint becomes a model ``<series id>-step<step>`` with the series' source
+    (``trained:<recipe>@<step>`` for trained series), dtype, family and release, plus
+    ``series`` and ``step``.
+    """
+    out = []
+    for entry in config.get("series", []):
+        for ckpt in entry["checkpoints"]:
+            step = ckpt["step"]
+            source = ckpt.get("source", entry["source"])
+            if source.startswith("trained:") and "source" not in ckpt:
+                source = f"{source.partition('@')[0]}@{step}"
+            model = {
+                "id": f"{entry['id']}-step{step}",
+                "source": source,
+                "revision": ckpt.get("revision", "main"),
+                "dtype": entry["dtype"],
+                "seed": 0,
+                "series": entry["id"],
+                "step": step,
+            }
+            for key in ("family", "release"):
+                if key in entry:
+                    model[key] = entry[key]
+            out.append(model)
+    return out
+
+
+def all_models(config: dict) -> list[dict]:
+    """The config's models followed by its series' checkpoints."""
+    return list(config["models"]) + series_models(config)
+
+
 def _check_semantics(config: dict) -> None:
-    for section in ("models", "tasks"):
+    from moemui.train import parse_trained
+
+    if not config["models"] and not config["series"]:
+        raise MoemuiError("config key 'models': no model to measure (models and series are empty)")
+    for i, entry in enumerate(config["series"]):
+        steps = [c["step"] for c in entry["checkpoints"]]
+        for j in range(1, len(steps)):
+            if steps[j] <= steps[j - 1]:
+                raise MoemuiError(
+                    f"config key 'series[{i}].checkpoints[{j}].step': steps must increase "
+                    f"({steps[j - 1]} then {steps[j]})"
+                )
+        kind = parse_source(entry["source"], entry["id"]).kind
+        for j, ckpt in enumerate(entry["checkpoints"]):
+            if kind == "hub" and "revision" not in ckpt:
+                raise MoemuiError(
+                    f"config key 'series[{i}].checkpoints[{j}].revision': required for a Hub "
+                    "series (the checkpoint's revision)"
+                )
+            if kind == "local" and "source" not in ckpt:
+                raise MoemuiError(
+                    f"config key 'series[{i}].checkpoints[{j}].source': required for a local "
+                    "series (the checkpoint's directory)"
+                )
+    series_ids = {e["id"] for e in config["series"]}
+    for i, model in enumerate(config["models"]):
+        if model["id"] in series_ids:
+            raise MoemuiError(f"config key 'models[{i}].id': {model['id']!r} is also a series id")
+    for section in ("tasks",):
         seen: dict[str, int] = {}
         for i, entry in enumerate(config[section]):
             if entry["id"] in seen:
@@ -91,10 +154,25 @@ def _check_semantics(config: dict) -> None:
                     f"(also {section}[{seen[entry['id']]}])"
                 )
             seen[entry["id"]] = i
-    for i, model in enumerate(config["models"]):
-        key = f"models[{i}].source"
+    seen_models: dict[str, str] = {}
+    n_models = len(config["models"])
+    for i, model in enumerate(all_models(config)):
+        if i < n_models:
+            key = f"models[{i}].source"
+            id_key = f"models[{i}].id"
+        else:
+            where = next(j for j, e in enumerate(config["series"]) if e["id"] == model["series"])
+            key = id_key = f"series[{where}].source"
+        if model["id"] in seen_models:
+            raise MoemuiError(
+                f"config key '{id_key}': duplicate model id {model['id']!r} "
+                f"(also {seen_models[model['id']]})"
+            )
+        seen_models[model["id"]] = id_key
         try:
             source = parse_source(model["source"], model["id"])
+            if source.kind == "trained":
+                parse_trained(source.ref)
         except MoemuiError as err:
             raise MoemuiError(f"config key '{key}': {err}") from None
         if source.kind == "builtin" and source.ref not in RECIPES:

@@ -5,6 +5,9 @@ A config model's ``source`` is one of
 ``builtin:<recipe>``
     a tiny MoE built locally by the workflow (:mod:`moemui.recipes`) under
     ``results/models/{model}``;
+``trained:<recipe>`` or ``trained:<recipe>@<step>``
+    a tiny MoE trained by the workflow (:mod:`moemui.train`) under
+    ``results/training/{recipe}``: the final checkpoint, or the one saved at ``step``;
 ``local:<path>`` or a path starting with ``/``, ``./``, ``../`` or ``~``
     a directory written by ``save_pretrained``;
 ``<org>/<name>``
@@ -30,7 +33,7 @@ if TYPE_CHECKING:  # torch and transformers load only when a model is loaded
 
 log = logging.getLogger(__name__)
 
-SourceKind = Literal["builtin", "local", "hub"]
+SourceKind = Literal["builtin", "trained", "local", "hub"]
 DTYPES = ("float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -63,6 +66,8 @@ def parse_source(source: str, model: str = "model") -> ModelSource:
         raise MoemuiError(f"model {model!r}: source must be a non-empty string")
     if source.startswith("builtin:"):
         return ModelSource("builtin", source.removeprefix("builtin:"))
+    if source.startswith("trained:"):
+        return ModelSource("trained", source.removeprefix("trained:"))
     if source.startswith("local:"):
         return ModelSource("local", source.removeprefix("local:"))
     if source.startswith(("/", "./", "../", "~")):
@@ -71,8 +76,24 @@ def parse_source(source: str, model: str = "model") -> ModelSource:
         return ModelSource("hub", source)
     raise MoemuiError(
         f"model {model!r}: unknown model source {source!r}; expected builtin:<recipe>, "
-        "local:<path>, a path, or a Hub id <org>/<name>"
+        "trained:<recipe>[@<step>], local:<path>, a path, or a Hub id <org>/<name>"
     )
+
+
+def list_revisions(repo: str) -> list[str]:
+    """The branches and tags of a Hub model repository (its published checkpoints).
+
+    Needs the network; offline (``HF_HUB_OFFLINE=1``) or unreachable, it fails with a
+    message naming the repository.
+    """
+    from huggingface_hub import list_repo_refs
+
+    try:
+        refs = list_repo_refs(repo)
+    except Exception as err:  # offline, unknown or gated repository
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise MoemuiError(f"cannot list the revisions of {repo}: {reason}") from None
+    return [r.name for r in refs.branches] + [r.name for r in refs.tags]
 
 
 def pick_device(device: str = "auto") -> torch.device:

@@ -505,7 +505,7 @@ def make_builtin(name: str, n: int, seed: int, params: dict | None = None) -> li
                 "meta": {"kind": task.kind, **meta},
             }
         )
-    logger.info("builtin task %r: %d samples (seed %d, params %s)", name, n, seed, resolved)
+    logger.debug("builtin task %r: %d samples (seed %d, params %s)", name, n, seed, resolved)
     return samples
 
 

@@ -1,9 +1,10 @@
 import json
 
 from moemui import __version__ as MOEMUI_VERSION
-from moemui.config import config_hash, load_schema, validate_config
+from moemui.config import all_models, config_hash, load_schema, validate_config
 from moemui.errors import MoemuiError
 from moemui.sources import parse_source
+from moemui.train import checkpoint_dir, parse_trained
 
 try:
     validate_config(
@@ -12,27 +13,55 @@ try:
 except MoemuiError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-MODELS = {m["id"]: m for m in config["models"]}
+MODELS = {m["id"]: m for m in all_models(config)}
 TASKS = {t["id"]: t for t in config["tasks"]}
 CELLS = [(m, t) for m in MODELS for t in TASKS]
+
+
+TRAINED = sorted(
+    {
+        parse_trained(source.ref)[0]
+        for m in MODELS.values()
+        if (source := parse_source(m["source"], m["id"])).kind == "trained"
+    }
+)
+SERIES = [
+    {
+        "id": s["id"],
+        "checkpoints": [
+            {"model": m["id"], "step": m["step"]}
+            for m in MODELS.values()
+            if m.get("series") == s["id"]
+        ],
+    }
+    for s in config["series"]
+]
 
 
 wildcard_constraints:
     model="|".join(MODELS),
     task="|".join(TASKS),
+    recipe="|".join(TRAINED) or "no-trained-recipe",
 
 
 def get_model_dir(wildcards):
-    """The built model directory for builtin sources; nothing to build otherwise."""
-    source = parse_source(MODELS[wildcards.model]["source"], wildcards.model)
-    return f"results/models/{wildcards.model}" if source.kind == "builtin" else []
-
-
-def get_model_source(wildcards):
-    """What from_pretrained loads: the built directory, a local path or a Hub id."""
+    """What the workflow builds for the model: a builtin model or a training run."""
     source = parse_source(MODELS[wildcards.model]["source"], wildcards.model)
     if source.kind == "builtin":
         return f"results/models/{wildcards.model}"
+    if source.kind == "trained":
+        return f"results/training/{parse_trained(source.ref)[0]}"
+    return []
+
+
+def get_model_source(wildcards):
+    """What from_pretrained loads: a built or trained directory, a local path or a Hub id."""
+    source = parse_source(MODELS[wildcards.model]["source"], wildcards.model)
+    if source.kind == "builtin":
+        return f"results/models/{wildcards.model}"
+    if source.kind == "trained":
+        recipe, step = parse_trained(source.ref)
+        return str(checkpoint_dir(f"results/training/{recipe}", step))
     return source.ref
 
 
@@ -76,3 +105,8 @@ def get_store_attrs(wildcards):
 
 def get_store_groups(wildcards=None):
     return [f"results/activations.zarr/{m}/{t}" for m, t in CELLS]
+
+
+def get_trajectory_table(wildcards=None):
+    """The trajectory table, when the config has a checkpoint series."""
+    return "results/tables/trajectory.csv" if SERIES else []

@@ -53,3 +53,25 @@ rule tabulate_performance:
         """
         moemui performance {input:q} --out {output:q} 2>{log:q}
         """
+
+
+rule tabulate_trajectory:
+    input:
+        mui="results/tables/mui.csv",
+        performance="results/tables/performance.csv",
+    output:
+        "results/tables/trajectory.csv",
+    log:
+        "results/logs/tabulate_trajectory.log",
+    benchmark:
+        "results/benchmarks/tabulate_trajectory.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    params:
+        series=json.dumps(SERIES),
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui trajectory --mui {input.mui:q} --performance {input.performance:q} \
+            --series {params.series:q} --out {output:q} 2>{log:q}
+        """

@@ -16,3 +16,22 @@ rule build_model:
         moemui build-model --recipe {params.recipe:q} --seed {params.seed:q} \
             --out {output:q} 2>{log:q}
         """
+
+
+rule train_model:
+    output:
+        directory("results/training/{recipe}"),
+    log:
+        "results/logs/train_model/{recipe}.log",
+    benchmark:
+        "results/benchmarks/train_model/{recipe}.tsv"
+    conda:
+        "../../envs/moemui.yaml"
+    threads: 1
+    params:
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui --threads {threads} train --recipe {wildcards.recipe:q} \
+            --out {output:q} 2>{log:q}
+        """

@@ -1,0 +1,267 @@
+"""Train tiny MoE models from scratch on the built-in tasks: ``trained:<recipe>`` sources.
+
+A trained recipe names an architecture (a builtin family config at a given size) and a
+training schedule. :func:`train` runs it with fixed seeds and writes a checkpoint
+directory per configured step (``step-00100/`` ...), each written with
+``save_pretrained`` together with the byte-level tokenizer, so every checkpoint loads
+like a Hub checkpoint. ``trained:<recipe>`` is the final checkpoint and
+``trained:<recipe>@<step>`` an intermediate one.
+
+Training data are fresh samples of the built-in generators, one task per batch, drawn
+from a seed of their own. The loss is the cross-entropy of the answer tokens (the
+reference and the end-of-sequence token) only, plus the family's router load-balancing
+loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moemui.errors import MoemuiError
+from moemui.recipes import BOS_ID, EOS_ID, PAD_ID, _config
+from moemui.tasks import make_builtin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Architecture and schedule of a trained tiny MoE.
+
+    ``mix`` lists (task, params, weight): each optimizer step draws one batch of a single
+    task, in a fixed round-robin order where a task of weight w appears w times.
+    """
+
+    family: str
+    arch: dict
+    steps: int
+    save_steps: tuple[int, ...]
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 50
+    seed: int = 0
+    mix: tuple[tuple[str, dict, int], ...] = (
+        ("arithmetic", {"digits": 2}, 2),
+        ("multiple_choice", {}, 1),
+        ("boolean_expressions", {}, 1),
+    )
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_ROUTED = {"model_type": "olmoe", "num_experts": 16, "num_experts_per_tok": 2}
+_SHARED = {
+    "model_type": "qwen2_moe",
+    "num_experts": 14,
+    "num_experts_per_tok": 2,
+    "shared_expert_intermediate_size": 512,
+    "norm_topk_prob": False,
+}
+
+TRAINED_RECIPES: dict[str, TrainRecipe] = {
+    "olmoe_v1": TrainRecipe(
+        family="olmoe",
+        arch={**_ROUTED, "hidden_size": 96, "num_hidden_layers": 2},
+        steps=300,
+        save_steps=(150, 300),
+        seed=11,
+        description="OLMoE, 2 layers, hidden 96, 300 steps",
+    ),
+    "olmoe_v2": TrainRecipe(
+        family="olmoe",
+        arch={**_ROUTED, "hidden_size": 128, "num_hidden_layers": 3},
+        steps=600,
+        save_steps=(150, 300, 450, 600),
+        seed=12,
+        description="OLMoE, 3 layers, hidden 128, 600 steps",
+    ),
+    "qwen2_moe_v1": TrainRecipe(
+        family="qwen2_moe",
+        arch={**_SHARED, "hidden_size": 96, "num_hidden_layers": 2},
+        steps=300,
+        save_steps=(150, 300),
+        seed=21,
+        description="Qwen2-MoE (shared expert), 2 layers, hidden 96, 300 steps",
+    ),
+    "qwen2_moe_v2": TrainRecipe(
+        family="qwen2_moe",
+        arch={**_SHARED, "hidden_size": 128, "num_hidden_layers": 3},
+        steps=600,
+        save_steps=(150, 300, 450, 600),
+        seed=22,
+        description="Qwen2-MoE (shared expert), 3 layers, hidden 128, 600 steps",
+    ),
+    "olmoe_smoke": TrainRecipe(
+        family="olmoe",
+        arch={**_ROUTED, "hidden_size": 32, "num_hidden_layers": 1},
+        steps=20,
+        save_steps=(10, 20),
+        batch_size=16,
+        seed=1,
+        description="OLMoE, 1 layer, hidden 32, 20 steps: a smoke test, learns nothing",
+    ),
+}
+
+
+def trained_recipe(name: str) -> TrainRecipe:
+    try:
+        return TRAINED_RECIPES[name]
+    except KeyError:
+        known = ", ".join(sorted(TRAINED_RECIPES))
+        raise MoemuiError(f"unknown trained recipe {name!r}; known recipes: {known}") from None
+
+
+def parse_trained(ref: str) -> tuple[str, int]:
+    """``"olmoe_v2@200"`` -> ``("olmoe_v2", 200)``; no ``@`` means the final step."""
+    name, _, step = ref.partition("@")
+    recipe = trained_recipe(name)
+    if not step:
+        return name, recipe.steps
+    if not step.isdigit() or int(step) not in recipe.save_steps:
+        raise MoemuiError(
+            f"trained recipe {name!r} saves no checkpoint at step {step!r}; "
+            f"saved steps: {', '.join(map(str, recipe.save_steps))}"
+        )
+    return name, int(step)
+
+
+def checkpoint_dir(root: str | os.PathLike, step: int) -> Path:
+    """Where :func:`train` writes the checkpoint of ``step`` under ``root``."""
+    return Path(root) / f"step-{step:05d}"
+
+
+def model_config(recipe: TrainRecipe, max_positions: int = 128):
+    """The transformers config of a trained recipe's architecture."""
+    arch = dict(recipe.arch)
+    model_type = arch.pop("model_type")
+    width = 256
+    heads = 4
+    return _config(
+        model_type,
+        vocab_size=259,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=width,
+        moe_intermediate_size=width,
+        max_position_embeddings=max_positions,
+        pad_token_id=PAD_ID,
+        eos_token_id=EOS_ID,
+        bos_token_id=BOS_ID,
+        tie_word_embeddings=False,
+        router_aux_loss_coef=0.01,
+        **arch,
+    )
+
+
+def _batch(tokenizer, samples):
+    """Right-padded input ids and labels (answer tokens + eos only)."""
+    import torch
+
+    rows = []
+    for s in samples:
+        prompt = tokenizer(s["prompt"])["input_ids"]
+        answer = tokenizer(s["reference"])["input_ids"] + [EOS_ID]
+        rows.append((prompt + answer, [-100] * len(prompt) + answer))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, (ids, lab) in enumerate(rows):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        labels[b, : len(lab)] = torch.tensor(lab)
+        mask[b, : len(ids)] = 1
+    return input_ids, labels, mask
+
+
+def _lr(recipe: TrainRecipe, step: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step <= recipe.warmup:
+        return recipe.lr * step / recipe.warmup
+    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(name: str, out: str | os.PathLike, recipe: TrainRecipe | None = None) -> Path:
+    """Train recipe ``name`` and write its checkpoints and ``training_log.csv`` to ``out``.
+
+    The directory is assembled beside ``out`` and moved into place when training ends.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from moemui.tokenizer import build_tokenizer
+
+    recipe = recipe or trained_recipe(name)
+    out = Path(out)
+    torch.manual_seed(recipe.seed)
+    config = model_config(recipe)
+    model = AutoModelForCausalLM.from_config(config, experts_implementation="grouped_mm")
+    model.generation_config = GenerationConfig(
+        eos_token_id=EOS_ID, pad_token_id=PAD_ID, bos_token_id=BOS_ID, do_sample=False
+    )
+    tokenizer = build_tokenizer(model_max_length=config.max_position_embeddings)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    order = [(task, params) for task, params, weight in recipe.mix for _ in range(weight)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    rows = []
+    start = last = time.monotonic()
+    try:
+        model.train()
+        for step in range(1, recipe.steps + 1):
+            task, params = order[(step - 1) % len(order)]
+            samples = make_builtin(task, recipe.batch_size, recipe.seed * 1_000_003 + step, params)
+            input_ids, labels, mask = _batch(tokenizer, samples)
+            for group in opt.param_groups:
+                group["lr"] = _lr(recipe, step)
+            result = model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                labels=labels,
+                output_router_logits=True,
+            )
+            opt.zero_grad(set_to_none=True)
+            result.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            aux = result.aux_loss
+            aux = float(aux.detach()) if aux is not None else 0.0
+            loss = float(result.loss.detach())
+            rows.append((step, task, loss, aux))
+            now = time.monotonic()
+            if now - last >= 10 or step == recipe.steps:
+                last = now
+                log.info(
+                    "%s: step %d/%d (%s) loss %.4f (%.0f s)",
+                    name,
+                    step,
+                    recipe.steps,
+                    task,
+                    float(result.loss),
+                    now - start,
+                )
+            if step in recipe.save_steps:
+                model.eval()
+                ckpt = checkpoint_dir(tmp, step)
+                model.save_pretrained(ckpt)
+                tokenizer.save_pretrained(ckpt)
+                model.train()
+        with open(tmp / "training_log.csv", "w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["step", "task", "loss", "aux_loss"])
+            writer.writerows(rows)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("trained %s in %.0f s -> %s", name, time.monotonic() - start, out)
+    return out
