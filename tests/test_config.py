@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moemui.config import SCHEMA, load_schema, validate_config
+from moemui.config import SCHEMA, all_models, load_schema, validate_config
 from moemui.errors import MoemuiError
-from moemui.recipes import RECIPES
 from moemui.tasks import BUILTIN_TASKS
+from moemui.train import TRAINED_RECIPES, parse_trained
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -325,12 +325,21 @@ def test_shipped_config_validates_with_defaults():
     with open(REPO_ROOT / "config" / "config.yaml", encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
     validate_config(config, load_schema(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"))
-    assert [m["id"] for m in config["models"]] == ["qwen2moe-tiny", "olmoe-tiny", "deepseekv2-tiny"]
-    for model in config["models"]:
+    models = all_models(config)
+    assert [m["id"] for m in models] == [
+        "olmoe-v1",
+        "qwen2moe-v1",
+        *(f"olmoe-v2-step{s}" for s in (150, 300, 450, 600)),
+        *(f"qwen2moe-v2-step{s}" for s in (150, 300, 450, 600)),
+    ]
+    for model in models:
         assert model["revision"] == "main"
         assert model["dtype"] == "float32"
-        assert model["seed"] == 0
-        assert model["source"].removeprefix("builtin:") in RECIPES
+        recipe, step = parse_trained(model["source"].removeprefix("trained:"))
+        assert recipe in TRAINED_RECIPES
+        assert model["release"] == (2 if "-v2-" in model["id"] else 1)
+        assert model["family"] == TRAINED_RECIPES[recipe].family
+        assert model.get("step", step) == step
     for task in config["tasks"]:
         assert task["seed"] == 0
         assert task["source"].removeprefix("builtin:") in BUILTIN_TASKS

@@ -245,7 +245,7 @@ def train(name: str, out: str | os.PathLike, recipe: TrainRecipe | None = None) 
                     step,
                     recipe.steps,
                     task,
-                    float(result.loss),
+                    loss,
                     now - start,
                 )
             if step in recipe.save_steps:
