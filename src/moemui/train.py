@@ -70,10 +70,10 @@ TRAINED_RECIPES: dict[str, TrainRecipe] = {
     "olmoe_v1": TrainRecipe(
         family="olmoe",
         arch={**_ROUTED, "hidden_size": 96, "num_hidden_layers": 2},
-        steps=300,
-        save_steps=(150, 300),
+        steps=400,
+        save_steps=(200, 400),
         seed=11,
-        description="OLMoE, 2 layers, hidden 96, 300 steps",
+        description="OLMoE, 2 layers, hidden 96, 400 steps",
     ),
     "olmoe_v2": TrainRecipe(
         family="olmoe",
@@ -86,10 +86,10 @@ TRAINED_RECIPES: dict[str, TrainRecipe] = {
     "qwen2_moe_v1": TrainRecipe(
         family="qwen2_moe",
         arch={**_SHARED, "hidden_size": 96, "num_hidden_layers": 2},
-        steps=300,
-        save_steps=(150, 300),
+        steps=400,
+        save_steps=(200, 400),
         seed=21,
-        description="Qwen2-MoE (shared expert), 2 layers, hidden 96, 300 steps",
+        description="Qwen2-MoE (shared expert), 2 layers, hidden 96, 400 steps",
     ),
     "qwen2_moe_v2": TrainRecipe(
         family="qwen2_moe",
@@ -117,6 +117,15 @@ def trained_recipe(name: str) -> TrainRecipe:
     except KeyError:
         known = ", ".join(sorted(TRAINED_RECIPES))
         raise MoemuiError(f"unknown trained recipe {name!r}; known recipes: {known}") from None
+
+
+def recipe_spec(name: str) -> str:
+    """A recipe's full definition as canonical JSON (a workflow param: editing a recipe
+    re-trains it, and only it)."""
+    import json
+    from dataclasses import asdict
+
+    return json.dumps(asdict(trained_recipe(name)), sort_keys=True)
 
 
 def parse_trained(ref: str) -> tuple[str, int]:

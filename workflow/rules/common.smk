@@ -4,7 +4,7 @@ from moemui import __version__ as MOEMUI_VERSION
 from moemui.config import all_models, config_hash, load_schema, validate_config
 from moemui.errors import MoemuiError
 from moemui.sources import parse_source
-from moemui.train import checkpoint_dir, parse_trained
+from moemui.train import checkpoint_dir, parse_trained, recipe_spec
 
 try:
     validate_config(

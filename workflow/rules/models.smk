@@ -29,6 +29,7 @@ rule train_model:
         "../../envs/moemui.yaml"
     threads: 1
     params:
+        spec=lambda wc: recipe_spec(wc.recipe),
         version=MOEMUI_VERSION,
     shell:
         """
