@@ -68,16 +68,23 @@ def snakemake_command() -> list[str]:
 def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
     """Run the repository's workflow in ``workdir`` on ``workdir/config.yaml``.
 
-    Returns a callable ``(workdir, *extra_args, timeout=600) -> CompletedProcess`` whose
-    ``stdout`` holds stdout and stderr together. The process runs with ``workdir`` as its
-    working directory, so nothing is written into the repository.
+    Returns a callable ``(workdir, *extra_args, timeout=600, cores=2, extra_env=None) ->
+    CompletedProcess`` whose ``stdout`` holds stdout and stderr together. The process runs
+    with ``workdir`` as its working directory, so nothing is written into the repository.
+    ``cores`` is passed as ``--cores``; ``extra_env`` adds or replaces environment variables.
     """
     env = dict(os.environ)
     # The rules call `moemui`: make this interpreter's scripts directory come first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["HF_HUB_OFFLINE"] = "1"
 
-    def run(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(
+        workdir: Path,
+        *args: str,
+        timeout: float = 600,
+        cores: int = 2,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
         workdir = Path(workdir)
         cmd = [
             *snakemake_command(),
@@ -88,13 +95,13 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
             "--configfile",
             str(workdir / "config.yaml"),
             "--cores",
-            "2",
+            str(cores),
             *args,
         ]
         return subprocess.run(
             cmd,
             cwd=workdir,
-            env=env,
+            env={**env, **(extra_env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

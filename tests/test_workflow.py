@@ -8,6 +8,7 @@ nothing is written into the repository.
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 from dataclasses import dataclass
@@ -344,6 +345,63 @@ def test_changing_thresholds_reruns_only_the_tables(
     )
     # the original run directory is untouched
     assert sorted(set(before.threshold)) == THRESHOLDS
+
+
+def _dry_run_after(finished_run, tmp_path_factory, write_config, run_snakemake, name, **change):
+    """Copy the finished run, change the config, and return the dry run's job counts."""
+    workdir = tmp_path_factory.mktemp(name) / "run"
+    shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
+    config = copy.deepcopy(finished_run.config)
+    for key, value in change.items():
+        config[key] = config[key] + value
+    write_config(workdir, config)
+    dry = run_snakemake(workdir, "-n", timeout=300)
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    return dry.stdout
+
+
+@pytest.mark.workflow
+def test_adding_a_model_schedules_only_its_jobs(
+    finished_run, tmp_path_factory, write_config, run_snakemake
+):
+    new = {"id": "deepseekv2-tiny", "source": "builtin:deepseek_v2_tiny"}
+    out = _dry_run_after(
+        finished_run, tmp_path_factory, write_config, run_snakemake, "addmodel", models=[new]
+    )
+    assert job_counts(out) == {
+        "build_model": 1,
+        "generate_responses": 2,
+        "capture_scores": 2,
+        "compute_mui": 2,
+        "aggregate_mui": 1,
+        "tabulate_performance": 1,
+        "index_store": 1,
+        "all": 1,
+    }
+    scheduled = set(re.findall(r"wildcards: model=([\w-]+)", out))
+    assert scheduled == {"deepseekv2-tiny"}
+
+
+@pytest.mark.workflow
+def test_adding_a_task_schedules_only_its_jobs(
+    finished_run, tmp_path_factory, write_config, run_snakemake
+):
+    new = {"id": "choice", "source": "builtin:multiple_choice", "n": 3}
+    out = _dry_run_after(
+        finished_run, tmp_path_factory, write_config, run_snakemake, "addtask", tasks=[new]
+    )
+    assert job_counts(out) == {
+        "make_task": 1,
+        "generate_responses": 2,
+        "capture_scores": 2,
+        "compute_mui": 2,
+        "aggregate_mui": 1,
+        "tabulate_performance": 1,
+        "index_store": 1,
+        "all": 1,
+    }
+    scheduled = set(re.findall(r"task=([\w-]+)", out))
+    assert scheduled == {"choice"}
 
 
 @pytest.mark.workflow
