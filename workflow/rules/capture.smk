@@ -7,8 +7,7 @@ rule capture_scores:
         directory("results/activations.zarr/{model}/{task}"),
     log:
         "results/logs/capture_scores/{model}/{task}.log",
-    benchmark:
-        "results/benchmarks/capture_scores/{model}/{task}.tsv"
+    cache: "omit-software"
     conda:
         "../../envs/moemui.yaml"
     threads: 1

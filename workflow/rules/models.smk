@@ -3,8 +3,7 @@ rule build_model:
         directory("results/models/{model}"),
     log:
         "results/logs/build_model/{model}.log",
-    benchmark:
-        "results/benchmarks/build_model/{model}.tsv"
+    cache: "omit-software"
     conda:
         "../../envs/moemui.yaml"
     params:
@@ -23,8 +22,8 @@ rule train_model:
         directory("results/training/{recipe}"),
     log:
         "results/logs/train_model/{recipe}.log",
-    benchmark:
-        "results/benchmarks/train_model/{recipe}.tsv"
+    cache: "omit-software"
+    priority: 10
     conda:
         "../../envs/moemui.yaml"
     threads: 1

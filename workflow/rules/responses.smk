@@ -6,8 +6,7 @@ rule generate_responses:
         "results/responses/{model}/{task}.jsonl",
     log:
         "results/logs/generate_responses/{model}/{task}.log",
-    benchmark:
-        "results/benchmarks/generate_responses/{model}/{task}.tsv"
+    cache: "omit-software"
     conda:
         "../../envs/moemui.yaml"
     threads: 1
