@@ -16,6 +16,10 @@ CONFIG = {
 CACHED_RULES = ["build_model", "generate_responses", "capture_scores"]
 
 
+def _in(cache, path) -> bool:
+    return os.path.realpath(path).startswith(str(cache.resolve()))
+
+
 @pytest.mark.workflow
 def test_second_project_reuses_the_cached_outputs(
     tmp_path, tiny_config, write_config, run_snakemake
@@ -33,17 +37,21 @@ def test_second_project_reuses_the_cached_outputs(
         runs.append((workdir, proc.stdout))
     (first, _), (second, out) = runs
     assert len(list(cache.iterdir())) == 3  # one entry per cached job
-    for output in (
-        "results/models/olmoe-tiny",
-        "results/responses/olmoe-tiny/boolean.jsonl",
-        "results/activations.zarr/olmoe-tiny/boolean",
+    # a cached file comes back as a link into the cache, a cached directory as a
+    # directory of links into one cache entry
+    responses = second / "results/responses/olmoe-tiny/boolean.jsonl"
+    assert responses.is_symlink() and _in(cache, responses)
+    for directory in ("results/models/olmoe-tiny", "results/activations.zarr/olmoe-tiny/boolean"):
+        entries = [p for p in (second / directory).iterdir() if p.name != ".snakemake_timestamp"]
+        assert entries and all(p.is_symlink() and _in(cache, p) for p in entries), directory
+    # the second project ran none of the cached rules' commands: their logs stay empty
+    for log in (
+        "build_model/olmoe-tiny.log",
+        "generate_responses/olmoe-tiny/boolean.log",
+        "capture_scores/olmoe-tiny/boolean.log",
     ):
-        path = second / output
-        assert path.is_symlink(), output
-        assert os.path.realpath(path).startswith(str(cache)), output
-    # the second project ran none of the cached rules' commands: no job logs from them
-    assert not (second / "results/logs/capture_scores").exists()
-    assert not (second / "results/logs/generate_responses").exists()
+        assert (first / "results/logs" / log).stat().st_size > 0, log
+        assert (second / "results/logs" / log).stat().st_size == 0, log
     a = xr.open_zarr(first / "results/activations.zarr", group="olmoe-tiny/boolean")
     b = xr.open_zarr(second / "results/activations.zarr", group="olmoe-tiny/boolean")
     xr.testing.assert_identical(a.load(), b.load())
