@@ -360,48 +360,48 @@ def _dry_run_after(finished_run, tmp_path_factory, write_config, run_snakemake, 
     return dry.stdout
 
 
-@pytest.mark.workflow
-def test_adding_a_model_schedules_only_its_jobs(
-    finished_run, tmp_path_factory, write_config, run_snakemake
-):
-    new = {"id": "deepseekv2-tiny", "source": "builtin:deepseek_v2_tiny"}
-    out = _dry_run_after(
-        finished_run, tmp_path_factory, write_config, run_snakemake, "addmodel", models=[new]
-    )
-    assert job_counts(out) == {
-        "build_model": 1,
-        "generate_responses": 2,
-        "capture_scores": 2,
-        "compute_mui": 2,
-        "aggregate_mui": 1,
-        "tabulate_performance": 1,
-        "index_store": 1,
-        "all": 1,
-    }
-    scheduled = set(re.findall(r"wildcards: model=([\w-]+)", out))
-    assert scheduled == {"deepseekv2-tiny"}
+ADDED_JOBS = {
+    "generate_responses": 2,
+    "capture_scores": 2,
+    "compute_mui": 2,
+    "aggregate_mui": 1,
+    "tabulate_performance": 1,
+    "index_store": 1,
+    "all": 1,
+}
 
 
 @pytest.mark.workflow
-def test_adding_a_task_schedules_only_its_jobs(
-    finished_run, tmp_path_factory, write_config, run_snakemake
+@pytest.mark.parametrize(
+    ("section", "entry", "builder", "pattern"),
+    [
+        (
+            "models",
+            {"id": "deepseekv2-tiny", "source": "builtin:deepseek_v2_tiny"},
+            "build_model",
+            r"wildcards: model=([\w-]+)",
+        ),
+        (
+            "tasks",
+            {"id": "choice", "source": "builtin:multiple_choice", "n": 3},
+            "make_task",
+            r"task=([\w-]+)",
+        ),
+    ],
+)
+def test_adding_a_model_or_task_schedules_only_its_jobs(
+    finished_run, tmp_path_factory, write_config, run_snakemake, section, entry, builder, pattern
 ):
-    new = {"id": "choice", "source": "builtin:multiple_choice", "n": 3}
     out = _dry_run_after(
-        finished_run, tmp_path_factory, write_config, run_snakemake, "addtask", tasks=[new]
+        finished_run,
+        tmp_path_factory,
+        write_config,
+        run_snakemake,
+        f"add-{section}",
+        **{section: [entry]},
     )
-    assert job_counts(out) == {
-        "make_task": 1,
-        "generate_responses": 2,
-        "capture_scores": 2,
-        "compute_mui": 2,
-        "aggregate_mui": 1,
-        "tabulate_performance": 1,
-        "index_store": 1,
-        "all": 1,
-    }
-    scheduled = set(re.findall(r"task=([\w-]+)", out))
-    assert scheduled == {"choice"}
+    assert job_counts(out) == {builder: 1, **ADDED_JOBS}
+    assert set(re.findall(pattern, out)) == {entry["id"]}
 
 
 @pytest.mark.workflow

@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moemui.errors import MoemuiError
+from moemui.io import staged_directory
 
 if TYPE_CHECKING:  # torch and transformers load only when a model is built
     import torch
@@ -203,16 +202,9 @@ def build_model(recipe: str, seed: int, out: str | os.PathLike) -> Path:
     model.generation_config = GenerationConfig(
         eos_token_id=EOS_ID, pad_token_id=PAD_ID, bos_token_id=BOS_ID, do_sample=False
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_directory(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("built %s (seed %d, %.2f M parameters) in %s", recipe, seed, n_params / 1e6, out)
     return out
