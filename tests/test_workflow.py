@@ -9,6 +9,7 @@ nothing is written into the repository.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -402,6 +403,26 @@ def test_adding_a_model_or_task_schedules_only_its_jobs(
     )
     assert job_counts(out) == {builder: 1, **ADDED_JOBS}
     assert set(re.findall(pattern, out)) == {entry["id"]}
+
+
+@pytest.mark.workflow
+def test_a_new_package_version_reruns_what_it_touches(
+    finished_run, tmp_path_factory, run_snakemake
+):
+    """Every rule passes the package version as a param: a release re-runs them."""
+    workdir = tmp_path_factory.mktemp("release") / "run"
+    shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
+    fake = tmp_path_factory.mktemp("site")  # metadata of a newer release, found first
+    dist = fake / "moemui-99.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: moemui\nVersion: 99.0.0\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    dry = run_snakemake(workdir, "-n", timeout=300, extra_env=env)
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    counts = job_counts(dry.stdout)
+    assert counts["capture_scores"] == 4 and counts["generate_responses"] == 4, counts
+    assert counts["build_model"] == 2 and counts["compute_mui"] == 4, counts
+    assert "params have changed since last execution" in dry.stdout.lower()
 
 
 @pytest.mark.workflow
