@@ -45,10 +45,6 @@ class ModelSource:
     kind: SourceKind
     ref: str
 
-    @property
-    def is_local(self) -> bool:
-        return self.kind != "hub"
-
 
 def parse_source(source: str, model: str = "model") -> ModelSource:
     """Parse a config ``source`` string.

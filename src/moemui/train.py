@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from moemui.errors import MoemuiError
@@ -53,7 +53,6 @@ class TrainRecipe:
         ("boolean_expressions", {}, 1),
     )
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 _ROUTED = {"model_type": "olmoe", "num_experts": 16, "num_experts_per_tok": 2}
