@@ -81,6 +81,25 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
+def _checkpoint_model(entry: dict, ckpt: dict) -> dict:
+    """The model one checkpoint of a series entry stands for."""
+    step = ckpt["step"]
+    source = ckpt.get("source", entry["source"])
+    if source.startswith("trained:") and "source" not in ckpt:
+        source = f"{source.partition('@')[0]}@{step}"
+    model = {
+        "id": f"{entry['id']}-step{step}",
+        "source": source,
+        "revision": ckpt.get("revision", "main"),
+        "dtype": entry["dtype"],
+        "seed": 0,
+        "series": entry["id"],
+        "step": step,
+    }
+    model.update({key: entry[key] for key in ("family", "release") if key in entry})
+    return model
+
+
 def series_models(config: dict) -> list[dict]:
     """The models the checkpoint series of a validated config expand to, in order.
 
@@ -88,32 +107,26 @@ def series_models(config: dict) -> list[dict]:
     (``trained:<recipe>@<step>`` for trained series), dtype, family and release, plus
     ``series`` and ``step``.
     """
-    out = []
-    for entry in config.get("series", []):
-        for ckpt in entry["checkpoints"]:
-            step = ckpt["step"]
-            source = ckpt.get("source", entry["source"])
-            if source.startswith("trained:") and "source" not in ckpt:
-                source = f"{source.partition('@')[0]}@{step}"
-            model = {
-                "id": f"{entry['id']}-step{step}",
-                "source": source,
-                "revision": ckpt.get("revision", "main"),
-                "dtype": entry["dtype"],
-                "seed": 0,
-                "series": entry["id"],
-                "step": step,
-            }
-            for key in ("family", "release"):
-                if key in entry:
-                    model[key] = entry[key]
-            out.append(model)
-    return out
+    return [
+        _checkpoint_model(entry, ckpt)
+        for entry in config.get("series", [])
+        for ckpt in entry["checkpoints"]
+    ]
 
 
 def all_models(config: dict) -> list[dict]:
     """The config's models followed by its series' checkpoints."""
     return list(config["models"]) + series_models(config)
+
+
+def _keyed_models(config: dict):
+    """Every model of :func:`all_models` with the config keys of its id and its source."""
+    for i, model in enumerate(config["models"]):
+        yield model, f"models[{i}].id", f"models[{i}].source"
+    for i, entry in enumerate(config["series"]):
+        for j, ckpt in enumerate(entry["checkpoints"]):
+            where = f"series[{i}].checkpoints[{j}]" if "source" in ckpt else f"series[{i}]"
+            yield _checkpoint_model(entry, ckpt), f"series[{i}].id", f"{where}.source"
 
 
 def _check_semantics(config: dict) -> None:
@@ -145,24 +158,16 @@ def _check_semantics(config: dict) -> None:
     for i, model in enumerate(config["models"]):
         if model["id"] in series_ids:
             raise MoemuiError(f"config key 'models[{i}].id': {model['id']!r} is also a series id")
-    for section in ("tasks",):
-        seen: dict[str, int] = {}
-        for i, entry in enumerate(config[section]):
-            if entry["id"] in seen:
-                raise MoemuiError(
-                    f"config key '{section}[{i}].id': duplicate id {entry['id']!r} "
-                    f"(also {section}[{seen[entry['id']]}])"
-                )
-            seen[entry["id"]] = i
+    seen_tasks: dict[str, int] = {}
+    for i, task in enumerate(config["tasks"]):
+        if task["id"] in seen_tasks:
+            raise MoemuiError(
+                f"config key 'tasks[{i}].id': duplicate id {task['id']!r} "
+                f"(also tasks[{seen_tasks[task['id']]}])"
+            )
+        seen_tasks[task["id"]] = i
     seen_models: dict[str, str] = {}
-    n_models = len(config["models"])
-    for i, model in enumerate(all_models(config)):
-        if i < n_models:
-            key = f"models[{i}].source"
-            id_key = f"models[{i}].id"
-        else:
-            where = next(j for j, e in enumerate(config["series"]) if e["id"] == model["series"])
-            key = id_key = f"series[{where}].source"
+    for model, id_key, key in _keyed_models(config):
         if model["id"] in seen_models:
             raise MoemuiError(
                 f"config key '{id_key}': duplicate model id {model['id']!r} "

@@ -154,7 +154,11 @@ def load_model(
                 f"adapter (no sparse MoE layer known); supported: {', '.join(sorted(REGISTRY))}"
             )
         lm = AutoModelForCausalLM.from_pretrained(
-            where, dtype=getattr(torch, dtype), experts_implementation="grouped_mm", **kwargs
+            where,
+            config=config,
+            dtype=getattr(torch, dtype),
+            experts_implementation="grouped_mm",
+            **kwargs,
         )
         tok = AutoTokenizer.from_pretrained(where, **kwargs) if tokenizer else None
     except (OSError, ValueError) as err:

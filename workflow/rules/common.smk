@@ -18,11 +18,25 @@ TASKS = {t["id"]: t for t in config["tasks"]}
 CELLS = [(m, t) for m in MODELS for t in TASKS]
 
 
+def _model_paths(model):
+    """(what the workflow makes for the model, what from_pretrained loads)."""
+    source = parse_source(model["source"], model["id"])
+    if source.kind == "builtin":
+        built = f"results/models/{model['id']}"
+        return built, built
+    if source.kind == "trained":
+        recipe, step = parse_trained(source.ref)
+        run = f"results/training/{recipe}"
+        return run, str(checkpoint_dir(run, step))
+    return [], source.ref
+
+
+MODEL_PATHS = {m: _model_paths(spec) for m, spec in MODELS.items()}
 TRAINED = sorted(
     {
-        parse_trained(source.ref)[0]
-        for m in MODELS.values()
-        if (source := parse_source(m["source"], m["id"])).kind == "trained"
+        made.removeprefix("results/training/")
+        for made, _ in MODEL_PATHS.values()
+        if made and made.startswith("results/training/")
     }
 )
 SERIES = [
@@ -45,24 +59,13 @@ wildcard_constraints:
 
 
 def get_model_dir(wildcards):
-    """What the workflow builds for the model: a builtin model or a training run."""
-    source = parse_source(MODELS[wildcards.model]["source"], wildcards.model)
-    if source.kind == "builtin":
-        return f"results/models/{wildcards.model}"
-    if source.kind == "trained":
-        return f"results/training/{parse_trained(source.ref)[0]}"
-    return []
+    """What the workflow makes for the model: a builtin model or a training run."""
+    return MODEL_PATHS[wildcards.model][0]
 
 
 def get_model_source(wildcards):
     """What from_pretrained loads: a built or trained directory, a local path or a Hub id."""
-    source = parse_source(MODELS[wildcards.model]["source"], wildcards.model)
-    if source.kind == "builtin":
-        return f"results/models/{wildcards.model}"
-    if source.kind == "trained":
-        recipe, step = parse_trained(source.ref)
-        return str(checkpoint_dir(f"results/training/{recipe}", step))
-    return source.ref
+    return MODEL_PATHS[wildcards.model][1]
 
 
 def get_recipe(wildcards):
