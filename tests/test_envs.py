@@ -1,44 +1,209 @@
-"""The conda env files carry the same pins as pyproject.toml."""
+"""The per-stage conda envs: same pins as pyproject.toml, and each stage runs in its env.
+
+envs/tables.yaml has no torch, transformers or Altair: the table steps are run here
+with those packages made unimportable, on real files, to show they do not need them.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+#: What each stage's env adds to pyproject's core dependencies (its extras).
+STAGE_EXTRAS = {"model.yaml": ["model"], "tables.yaml": [], "charts.yaml": ["charts"]}
+#: Packages the table steps must run without.
+HEAVY = ("torch", "transformers", "tokenizers", "safetensors", "altair", "vl_convert")
 
 
 def _pins(requirements) -> dict[str, str]:
     out = {}
     for req in requirements:
-        for op in ("==", ">="):
-            if op in req:
-                name, ver = req.split(op)
-                out[name.strip().lower()] = op + ver.strip()
-                break
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(==|>=)\s*(\S+)", req.strip())
+        if match:
+            out[match[1].lower()] = match[2] + match[3]
     return out
 
 
-@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
-def test_env_file_parses_and_pins_match_pyproject(env_file):
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["dependencies"])
+def _env_pins(env_file: Path) -> tuple[dict, list[str]]:
     env = yaml.safe_load(env_file.read_text())
     assert env["channels"] and "python=3.11" in env["dependencies"]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    pinned = _pins(r for r in pip if not r.startswith("-e"))
-    for name, pin in pinned.items():
-        assert wanted.get(name) == pin, f"{env_file.name}: {name}{pin} vs pyproject"
-    assert set(wanted) <= set(pinned), f"{env_file.name} misses {set(wanted) - set(pinned)}"
+    return _pins(r for r in pip if not r.startswith("-")), [r for r in pip if r.startswith("-")]
 
 
-def test_every_rule_names_an_env_file():
-    rules = (ROOT / "workflow" / "rules").glob("*.smk")
-    text = "\n".join(p.read_text() for p in rules)
-    n_rules = text.count("\nrule ") + text.startswith("rule ")
-    assert n_rules > 0 and text.count('conda:\n        "../../envs/') == n_rules
-    assert ENV_FILES
+def _rules() -> dict[str, str]:
+    """Rule name -> rule text, over every rule file."""
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
+    return {m[1]: m[2] for m in re.finditer(r"(?ms)^rule (\w+):\n(.*?)(?=^\S|\Z)", text)}
+
+
+def test_env_files_are_the_stages():
+    assert sorted(p.name for p in ENV_FILES) == sorted(STAGE_EXTRAS)
+
+
+@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
+def test_env_pins_match_pyproject(env_file):
+    core = _pins(PROJECT["dependencies"])
+    extras = PROJECT["optional-dependencies"]
+    wanted = dict(core)
+    for extra in STAGE_EXTRAS[env_file.name]:
+        wanted.update(_pins(extras[extra]))
+    pinned, options = _env_pins(env_file)
+    assert pinned == wanted, f"{env_file.name} pins differ from pyproject's core + extras"
+    assert options == ["-e ../"], "the env installs the package itself from the checkout"
+
+
+def test_extras_cover_every_pin_once():
+    extras = PROJECT["optional-dependencies"]
+    names = [n for group in ("model", "charts", "workflow") for n in _pins(extras[group])]
+    names += list(_pins(PROJECT["dependencies"]))
+    assert len(names) == len(set(names))
+    assert extras["all"] == ["moemui[model,charts,workflow]"]
+    assert "moemui[all]" in extras["dev"]
+
+
+def test_every_rule_names_an_existing_env_file():
+    rules = _rules()
+    assert len(rules) >= 10
+    for name, text in rules.items():
+        match = re.search(r'conda:\n\s+"\.\./\.\./envs/([\w.]+)"', text)
+        assert match, f"rule {name} has no conda env"
+        assert (ROOT / "envs" / match[1]).is_file(), f"rule {name}: envs/{match[1]} missing"
+
+
+def _commands_in(env: str) -> set[str]:
+    """The moemui subcommands the rules of one env file run."""
+    out = set()
+    for text in _rules().values():
+        if f'"../../envs/{env}"' in text:
+            out |= set(re.findall(r"moemui (?:--threads \{threads\} )?([a-z][a-z-]+)", text))
+    return out
+
+
+def test_model_rules_are_the_model_commands():
+    assert _commands_in("model.yaml") == {"build-model", "train", "generate", "capture"}
+
+
+def _run_without_heavy(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``moemui ARGV`` in a fresh interpreter where the HEAVY packages cannot be imported."""
+    code = (
+        "import sys\n"
+        f"HEAVY = {HEAVY!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in HEAVY:\n"
+        "            raise ImportError(f'{name} is not in the tables env')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from moemui.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def _write_group(root: Path, model: str, task: str, seed: int) -> None:
+    from moemui.adapters import Geometry
+    from moemui.capture import BatchScores
+    from moemui.store import StoreWriter
+
+    geo = Geometry("fam", "FamForCausalLM", [0, 1], [], 4, 0, 8, 2)
+    rng = np.random.default_rng(seed)
+    n = 3
+    batch = BatchScores(
+        score={"gate": rng.random((n, 2, 4, 8), dtype=np.float32)},
+        pairtop={"gate": np.sort(rng.random((n, 2, 4), dtype=np.float32))[..., ::-1].copy()},
+        route_tokens=np.full((n, 2, 4), 2, dtype=np.int32),
+        route_weight=np.ones((n, 2, 4), dtype=np.float32),
+        n_tokens=np.full(n, 4, dtype=np.int32),
+    )
+    writer = StoreWriter(
+        root / model / task, geo, ["a", "b", "c"], ("gate",), 4, {"model": model, "task": task}
+    )
+    writer.write(0, batch, np.array([True, False, True]))
+    writer.publish()
+
+
+def test_table_steps_run_without_torch_transformers_or_altair(tmp_path):
+    """Every command the tables env's rules run, on real inputs, with the heavy packages
+    unimportable: the tables env needs none of them."""
+    store = tmp_path / "act.zarr"
+    for step, model in ((100, "m-step100"), (200, "m-step200")):
+        _write_group(store, model, "arith", step)
+        responses = tmp_path / "responses" / model / "arith.jsonl"
+        responses.parent.mkdir(parents=True)
+        rows = [
+            {"id": i, "response": "1", "correct": c, "n_response_tokens": 2}
+            for i, c in zip("abc", (True, step > 100, False), strict=True)
+        ]
+        responses.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = json.dumps({"id": "arith", "source": "builtin:arithmetic", "n": 5})
+    groups = [str(store / m / "arith") for m in ("m-step100", "m-step200")]
+    series = json.dumps(
+        [
+            {
+                "id": "m",
+                "checkpoints": [
+                    {"model": "m-step100", "step": 100},
+                    {"model": "m-step200", "step": 200},
+                ],
+            }
+        ]
+    )
+    steps = [
+        ["make-task", "--spec", spec, "--out", "tasks/arith.jsonl"],
+        ["index-store", *groups],
+        ["mui", "--group", groups[0], "--thresholds", "0.05", "0.1", "--out", "mui/a.csv"],
+        ["mui", "--group", groups[1], "--thresholds", "0.05", "0.1", "--out", "mui/b.csv"],
+        ["concat", "mui/a.csv", "mui/b.csv", "--out", "mui.csv"],
+        [
+            "performance",
+            *[str(p) for p in sorted((tmp_path / "responses").rglob("*.jsonl"))],
+            "--out",
+            "performance.csv",
+        ],
+        [
+            "trajectory",
+            "--mui",
+            "mui.csv",
+            "--performance",
+            "performance.csv",
+            "--series",
+            series,
+            "--out",
+            "trajectory.csv",
+        ],
+    ]
+    assert {s[0] for s in steps} >= _commands_in("tables.yaml")
+    for argv in steps:
+        done = _run_without_heavy(argv, tmp_path)
+        assert done.returncode == 0, f"moemui {argv[0]}: {done.stderr}"
+    assert len((tmp_path / "tasks/arith.jsonl").read_text().splitlines()) == 5
+    assert (store / "zarr.json").is_file()
+    mui = pd.read_csv(tmp_path / "mui.csv")
+    assert set(mui["model"]) == {"m-step100", "m-step200"}
+    perf = pd.read_csv(tmp_path / "performance.csv").set_index("model")
+    assert perf.loc["m-step200", "n_correct"] == 2 and perf.loc["m-step100", "n_correct"] == 1
+    trajectory = pd.read_csv(tmp_path / "trajectory.csv")
+    assert len(trajectory) == 4  # 2 checkpoints x 2 thresholds (one variant, one task)
+    later = trajectory[trajectory["step"] == 200]
+    assert later["d_accuracy"].round(6).tolist() == [round(1 / 3, 6)] * 2
+    assert set(later["phase"]) <= {"accumulating", "evolving"}
+
+
+def test_blocker_really_blocks(tmp_path):
+    """The check above would prove nothing if the heavy packages still imported."""
+    done = _run_without_heavy(["inspect", "builtin:olmoe_tiny", "--json"], tmp_path)
+    assert done.returncode != 0 and "is not in the tables env" in done.stderr

@@ -9,7 +9,7 @@ rule capture_scores:
         "results/logs/capture_scores/{model}/{task}.log",
     cache: "omit-software"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/model.yaml"
     threads: 1
     params:
         source=get_model_source,
@@ -44,7 +44,7 @@ rule index_store:
     benchmark:
         "results/benchmarks/index_store.tsv"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/tables.yaml"
     params:
         version=MOEMUI_VERSION,
     shell:

@@ -8,7 +8,7 @@ rule compute_mui:
     benchmark:
         "results/benchmarks/compute_mui/{model}/{task}.tsv"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/tables.yaml"
     params:
         thresholds=config["thresholds"],
         version=MOEMUI_VERSION,
@@ -29,7 +29,7 @@ rule aggregate_mui:
     benchmark:
         "results/benchmarks/aggregate_mui.tsv"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/tables.yaml"
     shell:
         """
         moemui concat {input:q} --out {output:q} 2>{log:q}
@@ -46,7 +46,7 @@ rule tabulate_performance:
     benchmark:
         "results/benchmarks/tabulate_performance.tsv"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/tables.yaml"
     params:
         version=MOEMUI_VERSION,
     shell:
@@ -66,7 +66,7 @@ rule tabulate_trajectory:
     benchmark:
         "results/benchmarks/tabulate_trajectory.tsv"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/tables.yaml"
     params:
         series=json.dumps(SERIES),
         version=MOEMUI_VERSION,

@@ -5,7 +5,7 @@ rule build_model:
         "results/logs/build_model/{model}.log",
     cache: "omit-software"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/model.yaml"
     params:
         recipe=get_recipe,
         seed=lambda wc: MODELS[wc.model]["seed"],
@@ -25,7 +25,7 @@ rule train_model:
     cache: "omit-software"
     priority: 10
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/model.yaml"
     threads: 1
     params:
         spec=lambda wc: recipe_spec(wc.recipe),

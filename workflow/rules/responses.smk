@@ -8,7 +8,7 @@ rule generate_responses:
         "results/logs/generate_responses/{model}/{task}.log",
     cache: "omit-software"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/model.yaml"
     threads: 1
     params:
         source=get_model_source,

@@ -8,7 +8,7 @@ rule make_task:
     benchmark:
         "results/benchmarks/make_task/{task}.tsv"
     conda:
-        "../../envs/moemui.yaml"
+        "../../envs/tables.yaml"
     params:
         spec=lambda wc: json.dumps(TASKS[wc.task], sort_keys=True),
         version=MOEMUI_VERSION,
