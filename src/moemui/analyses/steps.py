@@ -1,0 +1,183 @@
+"""The analysis rules' steps: read tables and store groups, write tidy CSV tables.
+
+Each rule of ``workflow/rules/analyses.smk`` calls exactly one of these functions
+(through the ``moemui`` CLI); the statistics live in the pure modules beside this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moemui.analyses.diversity import diversity_table
+from moemui.analyses.experts import expert_tables, top_experts
+from moemui.analyses.keys import key_sets, variants_of
+from moemui.analyses.performance import family_fits, mui_performance
+from moemui.analyses.robustness import robustness_table
+from moemui.errors import MoemuiError
+from moemui.pipeline import write_csv
+from moemui.store import open_group
+
+log = logging.getLogger(__name__)
+
+
+def split_group(path: str | os.PathLike) -> tuple[Path, str, str]:
+    """A store group directory ``STORE/{model}/{task}`` -> (store, model, task)."""
+    group = Path(path)
+    return group.parent.parent, group.parent.name, group.name
+
+
+def _open(path: str | os.PathLike):
+    """Open a store group directory (Snakemake's timestamp file beside it is not Zarr)."""
+    store, model, task = split_group(path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
+        return model, task, open_group(store, model, task)
+
+
+def _read_csv(path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except FileNotFoundError:
+        raise MoemuiError(f"{path}: file not found") from None
+
+
+def tabulate_experts(
+    groups: list[str | os.PathLike],
+    thresholds: list[float],
+    rhos: list[float],
+    top: int,
+    out_experts: str | os.PathLike,
+    out_key_experts: str | os.PathLike,
+    out_top: str | os.PathLike,
+) -> None:
+    """Per-expert, key-expert and top-expert tables over every store group."""
+    experts, key_experts, tops = [], [], []
+    for path in groups:
+        model, task, ds = _open(path)
+        e, k = expert_tables(ds, thresholds, rhos, model, task)
+        experts.append(e)
+        key_experts.append(k)
+        tops.append(top_experts(ds, model, task, top))
+        log.info("experts of %s/%s", model, task)
+    write_csv(pd.concat(experts, ignore_index=True), out_experts)
+    write_csv(pd.concat(key_experts, ignore_index=True), out_key_experts)
+    write_csv(pd.concat(tops, ignore_index=True), out_top)
+
+
+def tabulate_robustness(
+    mui: str | os.PathLike,
+    key_experts: str | os.PathLike,
+    experts: str | os.PathLike,
+    out: str | os.PathLike,
+) -> pd.DataFrame:
+    """Threshold and method robustness from the MUI, key-expert and expert tables."""
+    table = robustness_table(_read_csv(mui), _read_csv(key_experts), _read_csv(experts))
+    write_csv(table, out)
+    return table
+
+
+def tabulate_mui_performance(
+    mui: str | os.PathLike,
+    performance: str | os.PathLike,
+    models: dict[str, dict],
+    out_table: str | os.PathLike,
+    out_fits: str | os.PathLike,
+) -> None:
+    """MUI against accuracy per model and task, and the per-family log fits."""
+    table = mui_performance(_read_csv(mui), _read_csv(performance), models)
+    write_csv(table, out_table)
+    write_csv(family_fits(table), out_fits)
+
+
+def tabulate_diversity(
+    groups: list[str | os.PathLike],
+    thresholds: list[float],
+    sizes: list[int],
+    draws: int,
+    seed: int,
+    out: str | os.PathLike,
+) -> pd.DataFrame:
+    """MUI of seeded random subsets of each task and of an equal-size mix, per model."""
+    by_model: dict[str, dict[str, object]] = {}
+    for path in groups:
+        model, task, ds = _open(path)
+        by_model.setdefault(model, {})[task] = ds
+    frames = []
+    for model, datasets in by_model.items():
+        first = next(iter(datasets.values()))
+        total = first.sizes["layer"] * first.sizes["expert"] * first.sizes["neuron"]
+        sets: dict[tuple[str, float], dict[str, list[np.ndarray]]] = {}
+        for task, ds in datasets.items():
+            for variant in variants_of(ds):
+                for tau, per_sample in key_sets(ds, variant, thresholds).items():
+                    sets.setdefault((variant, tau), {})[task] = per_sample
+        frames.append(diversity_table(sets, total, sizes, draws, seed, model))
+    table = pd.concat(frames, ignore_index=True)
+    write_csv(table, out)
+    return table
+
+
+def ablate(
+    model_id: str,
+    source: str,
+    tasks: str | os.PathLike,
+    group: str | os.PathLike,
+    variant: str,
+    threshold: float,
+    seeds: list[int],
+    n_samples: int,
+    max_new_tokens: int,
+    batch_size: int,
+    out: str | os.PathLike,
+    revision: str | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Accuracy with the key neurons of (model, task, variant, threshold) zeroed, and
+    with as many random neurons of the same experts zeroed (one draw per seed).
+
+    The key neurons are those of the first ``n_samples`` samples of the store group
+    (the samples re-scored), at ``threshold``.
+    """
+    import torch
+
+    from moemui.adapters import adapter_for
+    from moemui.analyses.ablation import ablation_table, neurons_from_flat, zeroed_neurons
+    from moemui.generate import generate_responses
+    from moemui.sources import load_model
+    from moemui.tasks import read_jsonl
+
+    _, task, ds = _open(group)
+    samples = read_jsonl(tasks)[:n_samples]
+    ids = [str(s) for s in ds["sample"].values[: len(samples)]]
+    if ids != [s["id"] for s in samples]:
+        raise MoemuiError(f"{group}: sample ids differ from the task file {tasks}; re-capture")
+    sets = key_sets(ds.isel(sample=slice(0, len(samples))), variant, [threshold])[float(threshold)]
+    flat = np.unique(np.concatenate(sets)) if sets else np.array([], dtype=np.int64)
+    n_exp, n_neu = ds.sizes["expert"], ds.sizes["neuron"]
+    key = neurons_from_flat(flat, ds["layer"].values, n_exp, n_neu)
+    if not key:
+        raise MoemuiError(f"{model_id}/{task}: no key neuron at threshold {threshold}")
+
+    torch.manual_seed(0)
+    model, tokenizer = load_model(source, model_id, revision, dtype, device)
+    adapter = adapter_for(model, f"model {model_id!r}")
+
+    def accuracy_of(neurons):
+        with zeroed_neurons(model, adapter, neurons):
+            records = generate_responses(
+                model, tokenizer, samples, batch_size, max_new_tokens, model_id
+            )
+        correct = [r["correct"] for r in records]
+        return (float(np.mean(correct)) if correct else float("nan")), len(correct)
+
+    meta = {"model": model_id, "task": task, "variant": variant, "threshold": float(threshold)}
+    table = ablation_table(accuracy_of, key, n_neu, seeds, meta)
+    write_csv(table, out)
+    return table
