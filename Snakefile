@@ -5,12 +5,17 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/tasks.smk"
 include: "workflow/rules/responses.smk"
 include: "workflow/rules/capture.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/analyses.smk"
+include: "workflow/rules/charts.smk"
 
 
 rule all:
@@ -20,3 +25,5 @@ rule all:
         "results/tables/performance.csv",
         "results/activations.zarr/zarr.json",
         get_trajectory_table,
+        get_analysis_tables,
+        get_chart_outputs,

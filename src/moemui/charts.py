@@ -9,6 +9,7 @@ chart, which compares thresholds.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Callable
@@ -529,19 +530,68 @@ def make_chart(name: str, tables: list[pd.DataFrame], variant: str, threshold: f
     return build(*args)
 
 
-def save_chart(chart: alt.TopLevelMixin, out: str | os.PathLike) -> list[Path]:
-    """Write ``out`` + ``.html`` (Vega inlined), ``.svg``, ``.png`` and ``.vl.json``."""
+HTML = """<!DOCTYPE html>
+<html>
+<head>
+<meta charset="UTF-8">
+<title>{title}</title>
+<script type="text/javascript">{bundle}</script>
+</head>
+<body>
+<div id="vega-chart"></div>
+<script type="text/javascript">
+vegaEmbed("#vega-chart", {spec}, {{"renderer": "svg"}}).catch(console.error);
+</script>
+</body>
+</html>
+"""
+
+
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed as one script (globals ``vega``, ``vegaEmbed``)."""
     import vl_convert as vlc
 
-    out = Path(out)
+    return vlc.javascript_bundle()
+
+
+def chart_html(spec: dict, bundle: str, title: str = "moemui chart") -> str:
+    """A self-contained HTML page drawing ``spec`` with the inlined ``bundle``."""
+    text = json.dumps(spec, sort_keys=True).replace("</", "<\\/")
+    return HTML.format(title=html.escape(title), bundle=bundle, spec=text)
+
+
+def chart_paths(prefix: str | os.PathLike) -> dict[str, Path]:
+    """``{format: prefix.format}`` for every format in :data:`FORMATS`."""
+    prefix = Path(prefix)
+    return {fmt: prefix.with_name(f"{prefix.name}.{fmt}") for fmt in FORMATS}
+
+
+def save_chart(
+    chart: alt.TopLevelMixin,
+    paths: dict[str, str | os.PathLike],
+    bundle: str | None = None,
+) -> None:
+    """Write the chart to ``paths["html"]`` (Vega inlined: opens offline),
+    ``paths["svg"]``, ``paths["png"]`` and ``paths["vl.json"]`` (any subset).
+    ``bundle``: the script of :func:`vega_bundle` (built when None and HTML is asked)."""
+    import vl_convert as vlc
+
+    unknown = set(paths) - set(FORMATS)
+    if unknown:
+        raise MoemuiError(f"unknown chart formats {sorted(unknown)}; known: {', '.join(FORMATS)}")
     spec = chart.to_dict()
-    text = json.dumps(spec, indent=1, sort_keys=True)
-    paths = {fmt: out.with_name(f"{out.name}.{fmt}") for fmt in FORMATS}
-    atomic_write_text(paths["vl.json"], text + "\n")
-    atomic_write_text(paths["svg"], vlc.vegalite_to_svg(spec))
-    atomic_write_text(paths["html"], vlc.vegalite_to_html(spec, bundle=True))
-    png = vlc.vegalite_to_png(spec, scale=2)
-    tmp = paths["png"].with_name(f".{paths['png'].name}.tmp")
-    tmp.write_bytes(png)
-    os.replace(tmp, paths["png"])
-    return list(paths.values())
+    if "vl.json" in paths:
+        atomic_write_text(paths["vl.json"], json.dumps(spec, indent=1, sort_keys=True) + "\n")
+    if "svg" in paths:
+        atomic_write_text(paths["svg"], vlc.vegalite_to_svg(spec))
+    if "html" in paths:
+        title = spec.get("title", {})
+        title = title.get("text", "") if isinstance(title, dict) else str(title or "")
+        html_text = chart_html(spec, bundle or vega_bundle(), title or "moemui chart")
+        atomic_write_text(paths["html"], html_text)
+    if "png" in paths:
+        png = Path(paths["png"])
+        png.parent.mkdir(parents=True, exist_ok=True)
+        tmp = png.with_name(f".{png.name}.tmp")
+        tmp.write_bytes(vlc.vegalite_to_png(spec, scale=2))
+        os.replace(tmp, png)

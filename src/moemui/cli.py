@@ -161,6 +161,154 @@ def cmd_inspect(args) -> None:
         print(f"{key:>20}: {value}")
 
 
+# --------------------------------------------------------------------------------------
+# Analyses and charts (SPEC §4-§6)
+# --------------------------------------------------------------------------------------
+
+
+def cmd_experts(args) -> None:
+    from moemui.analyses.steps import tabulate_experts
+
+    tabulate_experts(
+        args.groups,
+        args.thresholds,
+        args.rho,
+        args.top,
+        args.out_experts,
+        args.out_key_experts,
+        args.out_top,
+    )
+
+
+def cmd_robustness(args) -> None:
+    from moemui.analyses.steps import tabulate_robustness
+
+    tabulate_robustness(args.mui, args.key_experts, args.experts, args.out)
+
+
+def cmd_mui_performance(args) -> None:
+    from moemui.analyses.steps import tabulate_mui_performance
+
+    models = json.loads(args.models)
+    tabulate_mui_performance(args.mui, args.performance, models, args.out, args.out_fits)
+
+
+def cmd_diversity(args) -> None:
+    from moemui.analyses.steps import tabulate_diversity
+
+    tabulate_diversity(args.groups, args.thresholds, args.sizes, args.draws, args.seed, args.out)
+
+
+def cmd_ablate(args) -> None:
+    from moemui.analyses.steps import ablate
+
+    ablate(
+        args.model_id,
+        args.source,
+        args.tasks,
+        args.group,
+        args.variant,
+        args.threshold,
+        args.seeds,
+        args.n_samples,
+        args.max_new_tokens,
+        args.batch_size,
+        args.out,
+        revision=args.revision,
+        dtype=args.dtype,
+        device=args.device,
+    )
+
+
+def cmd_chart(args) -> None:
+    import pandas as pd
+
+    from moemui.charts import make_chart, save_chart
+
+    tables = []
+    for path in args.tables:
+        try:
+            tables.append(pd.read_csv(path))
+        except FileNotFoundError:
+            raise MoemuiError(f"{path}: file not found") from None
+    chart = make_chart(args.name, tables, args.variant, args.threshold)
+    bundle = Path(args.bundle).read_text(encoding="utf-8") if args.bundle else None
+    paths = {"html": args.html, "svg": args.svg, "png": args.png, "vl.json": args.spec}
+    save_chart(chart, {fmt: path for fmt, path in paths.items() if path}, bundle)
+
+
+def cmd_vega_bundle(args) -> None:
+    from moemui.charts import vega_bundle
+    from moemui.io import atomic_write_text
+
+    atomic_write_text(args.out, vega_bundle())
+
+
+def _add_analysis_commands(sub) -> None:
+    p = sub.add_parser("experts", help="key rates, key-expert proportions and top experts")
+    p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
+    p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument("--rho", type=float, nargs="*", default=[], help="key_rate cut-offs (0 too)")
+    p.add_argument("--top", type=int, default=10, help="experts kept per cell by activation")
+    p.add_argument("--out-experts", required=True)
+    p.add_argument("--out-key-experts", required=True)
+    p.add_argument("--out-top", required=True)
+    p.set_defaults(func=cmd_experts)
+
+    p = sub.add_parser("robustness", help="threshold and method robustness")
+    p.add_argument("--mui", required=True)
+    p.add_argument("--key-experts", required=True)
+    p.add_argument("--experts", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("mui-performance", help="MUI against accuracy, with per-family fits")
+    p.add_argument("--mui", required=True)
+    p.add_argument("--performance", required=True)
+    p.add_argument("--models", required=True, help="JSON: {model id: {family, release, ...}}")
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-fits", required=True)
+    p.set_defaults(func=cmd_mui_performance)
+
+    p = sub.add_parser("diversity", help="MUI of random subsets of samples")
+    p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
+    p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument("--sizes", type=int, nargs="+", required=True)
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_diversity)
+
+    p = sub.add_parser("ablate", help="accuracy with key or random neurons zeroed")
+    _add_model_args(p)
+    p.add_argument("--tasks", required=True, help="the task's JSONL file")
+    p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--threshold", type=float, required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--n-samples", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("chart", help="draw a chart as HTML, SVG, PNG and Vega-Lite JSON")
+    p.add_argument("name", help="the chart (see moemui.charts.CHARTS)")
+    p.add_argument("tables", nargs="+", help="its tables, in order")
+    p.add_argument("--variant", default="gate", help="the variant shown")
+    p.add_argument("--threshold", type=float, default=0.001, help="the threshold shown")
+    p.add_argument("--bundle", default=None, help="a Vega script from `moemui vega-bundle`")
+    p.add_argument("--html", default=None, help="interactive page (Vega inlined)")
+    p.add_argument("--svg", default=None)
+    p.add_argument("--png", default=None)
+    p.add_argument("--spec", default=None, help="the Vega-Lite JSON")
+    p.set_defaults(func=cmd_chart)
+
+    p = sub.add_parser("vega-bundle", help="write the Vega script the chart pages inline")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_vega_bundle)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moemui", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"moemui {__version__}")
@@ -241,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None)
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_inspect)
+
+    _add_analysis_commands(sub)
     return parser
 
 

@@ -214,3 +214,51 @@ def _check_semantics(config: dict) -> None:
             raise MoemuiError(
                 f"config key 'thresholds[{i}]': {tau} exceeds capture.max_threshold {top}"
             )
+    _check_analyses(config)
+
+
+def analysis_settings(config: dict) -> dict:
+    """The ``analyses`` section of a validated config with its nulls resolved: the focus
+    ``variant`` (null: the first captured variant) and ``threshold`` (null: the first
+    configured threshold), and the ablation's own (null: the focus ones)."""
+    section = copy.deepcopy(config["analyses"])
+    if section["variant"] is None:
+        section["variant"] = config["capture"]["variants"][0]
+    if section["threshold"] is None:
+        section["threshold"] = config["thresholds"][0]
+    ablation = section["ablation"]
+    for key in ("variant", "threshold"):
+        if ablation[key] is None:
+            ablation[key] = section[key]
+    return section
+
+
+def _check_analyses(config: dict) -> None:
+    section = config["analyses"]
+    variants, thresholds = config["capture"]["variants"], config["thresholds"]
+    for where in ("analyses", "analyses.ablation"):
+        part = section if where == "analyses" else section["ablation"]
+        variant, tau = part["variant"], part["threshold"]
+        if variant is not None and variant not in variants:
+            raise MoemuiError(
+                f"config key '{where}.variant': {variant!r} is not a captured variant "
+                f"(capture.variants: {', '.join(variants)})"
+            )
+        if tau is not None and not any(abs(tau - t) <= 1e-12 * t for t in thresholds):
+            raise MoemuiError(
+                f"config key '{where}.threshold': {tau} is not one of the thresholds "
+                f"({', '.join(map(str, thresholds))})"
+            )
+    models = {m["id"] for m in all_models(config)}
+    tasks = {t["id"] for t in config["tasks"]}
+    seen: dict[tuple[str, str], int] = {}
+    for i, cell in enumerate(section["ablation"]["cells"]):
+        key = f"analyses.ablation.cells[{i}]"
+        if cell["model"] not in models:
+            raise MoemuiError(f"config key '{key}.model': unknown model {cell['model']!r}")
+        if cell["task"] not in tasks:
+            raise MoemuiError(f"config key '{key}.task': unknown task {cell['task']!r}")
+        pair = (cell["model"], cell["task"])
+        if pair in seen:
+            raise MoemuiError(f"config key '{key}': duplicate cell (also cells[{seen[pair]}])")
+        seen[pair] = i

@@ -1,0 +1,216 @@
+# Analyses (SPEC §4-§6): tidy tables from the store and the MUI and performance tables.
+# Downstream only: no rule here feeds a generation or capture job.
+
+from moemui.config import analysis_settings
+
+ANALYSES = analysis_settings(config)
+ABLATION_CELLS = [(c["model"], c["task"]) for c in ANALYSES["ablation"]["cells"]]
+
+
+def get_model_info(wildcards=None):
+    """What the MUI-vs-performance table needs of each model, as JSON."""
+    keys = ("family", "release", "series", "step")
+    return json.dumps(
+        {m: {k: spec[k] for k in keys if k in spec} for m, spec in MODELS.items()},
+        sort_keys=True,
+    )
+
+
+def get_ablation_tables(wildcards=None):
+    return [f"results/tables/ablation/{m}/{t}.csv" for m, t in ABLATION_CELLS]
+
+
+def get_analysis_tables(wildcards=None):
+    """Every analysis table (the ablation's only when cells are configured)."""
+    tables = [
+        "results/tables/experts.csv",
+        "results/tables/key_experts.csv",
+        "results/tables/top_experts.csv",
+        "results/tables/robustness.csv",
+        "results/tables/mui_performance.csv",
+        "results/tables/mui_performance_fits.csv",
+        "results/tables/diversity.csv",
+    ]
+    return tables + (["results/tables/ablation.csv"] if ABLATION_CELLS else [])
+
+
+rule tabulate_experts:
+    input:
+        get_store_groups,
+    output:
+        experts=report(
+            "results/tables/experts.csv",
+            category="Tables",
+            labels={"table": "experts (per expert)"},
+        ),
+        key_experts=report(
+            "results/tables/key_experts.csv",
+            category="Tables",
+            labels={"table": "key experts"},
+        ),
+        top=report(
+            "results/tables/top_experts.csv",
+            category="Tables",
+            labels={"table": "top experts"},
+        ),
+    log:
+        "results/logs/tabulate_experts.log",
+    benchmark:
+        "results/benchmarks/tabulate_experts.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        thresholds=config["thresholds"],
+        rho=ANALYSES["rho"],
+        top=ANALYSES["top_experts"],
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui experts {input:q} --thresholds {params.thresholds} --rho {params.rho} \
+            --top {params.top} --out-experts {output.experts:q} \
+            --out-key-experts {output.key_experts:q} --out-top {output.top:q} 2>{log:q}
+        """
+
+
+rule tabulate_robustness:
+    input:
+        mui="results/tables/mui.csv",
+        key_experts="results/tables/key_experts.csv",
+        experts="results/tables/experts.csv",
+    output:
+        report(
+            "results/tables/robustness.csv",
+            category="Tables",
+            labels={"table": "robustness"},
+        ),
+    log:
+        "results/logs/tabulate_robustness.log",
+    benchmark:
+        "results/benchmarks/tabulate_robustness.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui robustness --mui {input.mui:q} --key-experts {input.key_experts:q} \
+            --experts {input.experts:q} --out {output:q} 2>{log:q}
+        """
+
+
+rule tabulate_mui_performance:
+    input:
+        mui="results/tables/mui.csv",
+        performance="results/tables/performance.csv",
+    output:
+        table=report(
+            "results/tables/mui_performance.csv",
+            category="Tables",
+            labels={"table": "MUI vs performance"},
+        ),
+        fits=report(
+            "results/tables/mui_performance_fits.csv",
+            category="Tables",
+            labels={"table": "MUI vs performance: log fits"},
+        ),
+    log:
+        "results/logs/tabulate_mui_performance.log",
+    benchmark:
+        "results/benchmarks/tabulate_mui_performance.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        models=get_model_info(),
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui mui-performance --mui {input.mui:q} --performance {input.performance:q} \
+            --models {params.models:q} --out {output.table:q} --out-fits {output.fits:q} \
+            2>{log:q}
+        """
+
+
+rule tabulate_diversity:
+    input:
+        get_store_groups,
+    output:
+        report(
+            "results/tables/diversity.csv",
+            category="Tables",
+            labels={"table": "data diversity"},
+        ),
+    log:
+        "results/logs/tabulate_diversity.log",
+    benchmark:
+        "results/benchmarks/tabulate_diversity.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        thresholds=config["thresholds"],
+        sizes=ANALYSES["diversity"]["sizes"],
+        draws=ANALYSES["diversity"]["draws"],
+        seed=ANALYSES["diversity"]["seed"],
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui diversity {input:q} --thresholds {params.thresholds} \
+            --sizes {params.sizes} --draws {params.draws} --seed {params.seed} \
+            --out {output:q} 2>{log:q}
+        """
+
+
+rule ablate_neurons:
+    input:
+        model=get_model_dir,
+        tasks="results/tasks/{task}.jsonl",
+        group="results/activations.zarr/{model}/{task}",
+    output:
+        "results/tables/ablation/{model}/{task}.csv",
+    log:
+        "results/logs/ablate_neurons/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/ablate_neurons/{model}/{task}.tsv"
+    conda:
+        "../../envs/model.yaml"
+    threads: 1
+    params:
+        source=get_model_source,
+        revision=lambda wc: MODELS[wc.model]["revision"],
+        dtype=lambda wc: MODELS[wc.model]["dtype"],
+        variant=ANALYSES["ablation"]["variant"],
+        threshold=ANALYSES["ablation"]["threshold"],
+        seeds=ANALYSES["ablation"]["seeds"],
+        n_samples=ANALYSES["ablation"]["n_samples"],
+        max_new_tokens=ANALYSES["ablation"]["max_new_tokens"],
+        batch_size=config["generation"]["batch_size"],
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui --threads {threads} ablate --model-id {wildcards.model:q} \
+            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            --tasks {input.tasks:q} --group {input.group:q} --variant {params.variant:q} \
+            --threshold {params.threshold} --seeds {params.seeds} \
+            --n-samples {params.n_samples} --max-new-tokens {params.max_new_tokens} \
+            --batch-size {params.batch_size} --out {output:q} 2>{log:q}
+        """
+
+
+rule aggregate_ablation:
+    input:
+        get_ablation_tables,
+    output:
+        report(
+            "results/tables/ablation.csv",
+            category="Tables",
+            labels={"table": "ablation"},
+        ),
+    log:
+        "results/logs/aggregate_ablation.log",
+    benchmark:
+        "results/benchmarks/aggregate_ablation.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    shell:
+        """
+        moemui concat {input:q} --out {output:q} 2>{log:q}
+        """
