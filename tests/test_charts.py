@@ -1,0 +1,396 @@
+"""Charts: each chart's data and encodings against its table, and the four files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from moemui.analyses.diversity import MIX
+from moemui.charts import (
+    CHARTS,
+    FORMATS,
+    ablation_chart,
+    chart_html,
+    diversity_chart,
+    fit_curves,
+    key_experts_chart,
+    make_chart,
+    mui_performance_chart,
+    save_chart,
+    threshold_robustness_chart,
+    top_experts_chart,
+    trajectory_chart,
+)
+from moemui.errors import MoemuiError
+
+pytest.importorskip("altair")
+
+MODELS = ["a-v1", "a-v2", "b-v1"]
+TASKS = ["t1", "t2"]
+
+
+def _spec(chart) -> dict:
+    return chart.to_dict()
+
+
+def _data(spec: dict) -> pd.DataFrame:
+    """The chart's (single) inline dataset."""
+    datasets = spec["datasets"]
+    assert len(datasets) == 1, list(datasets)
+    return pd.DataFrame(next(iter(datasets.values())))
+
+
+def _layers(spec: dict) -> list[dict]:
+    inner = spec.get("spec", spec)
+    return inner.get("layer", [inner])
+
+
+def _enc(layer: dict, channel: str) -> dict:
+    return layer["encoding"][channel]
+
+
+@pytest.fixture
+def mui_perf() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, fits = [], []
+    for m in MODELS:
+        for t in TASKS:
+            for v in ("gate", "glu"):
+                rows.append(
+                    {
+                        "model": m,
+                        "family": m[0],
+                        "release": int(m[-1]),
+                        "series": "",
+                        "step": pd.NA,
+                        "task": t,
+                        "variant": v,
+                        "threshold": 0.001,
+                        "mui": 0.001 * (1 + MODELS.index(m)) * (1 + TASKS.index(t)),
+                        "accuracy": 0.2 * (1 + MODELS.index(m)),
+                        "n_samples": 8,
+                    }
+                )
+    for fam, slope in (("a", 0.3), ("b", np.nan)):
+        for t in [*TASKS, "(all)"]:
+            fits.append(
+                {
+                    "family": fam,
+                    "task": t,
+                    "variant": "glu",
+                    "threshold": 0.001,
+                    "intercept": 2.0,
+                    "slope": slope,
+                    "r2": 0.9,
+                    "rmse": 0.1,
+                    "n_points": 2,
+                    "mui_min": 0.001,
+                    "mui_max": 0.004,
+                    "reason": "" if fam == "a" else "1 points, fewer than 3",
+                }
+            )
+    return pd.DataFrame(rows), pd.DataFrame(fits)
+
+
+def test_mui_performance_chart(mui_perf):
+    table, fits = mui_perf
+    spec = _spec(mui_performance_chart(table, fits, "glu", 0.001))
+    data = _data(spec)
+    points = data[data["layer"] == "point"]
+    focus = table[table["variant"] == "glu"]
+    assert len(points) == len(focus)
+    merged = points.merge(focus, on=["model", "task"], suffixes=("", "_t"))
+    np.testing.assert_allclose(merged["mui"], merged["mui_t"])
+    np.testing.assert_allclose(merged["accuracy"], merged["accuracy_t"])
+    curves = data[data["layer"] == "fit"]
+    assert set(curves["family"]) == {"a"}  # b's fit is undefined: no curve
+    assert set(curves["task"]) == set(TASKS)  # the pooled fit is not drawn
+    want = fit_curves(fits[(fits["family"] == "a") & fits["task"].isin(TASKS)])
+    np.testing.assert_allclose(curves["accuracy"], want["accuracy"])
+    np.testing.assert_allclose(curves["accuracy"], 2.0 + 0.3 * np.log(curves["mui"]))
+    assert spec["facet"]["column"]["field"] == "task"
+    lines, dots = _layers(spec)
+    assert dots["mark"]["type"] == "point" and lines["mark"]["type"] == "line"
+    assert _enc(dots, "x")["field"] == "mui" and _enc(dots, "x")["scale"]["type"] == "log"
+    assert _enc(dots, "y")["field"] == "accuracy"
+    assert _enc(dots, "color")["field"] == "family"
+    tooltips = {t["field"] for t in _enc(dots, "tooltip")}
+    assert {"model", "task", "family", "mui", "accuracy"} <= tooltips
+    # click a family in the legend: a point selection bound to the legend drives opacity
+    (param,) = spec["params"]  # Altair lifts it to the top, naming the points' view
+    assert param["views"] == [dots["name"]]
+    assert param["select"] == {"type": "point", "fields": ["family"]}
+    assert param["bind"] == "legend"
+    assert _enc(dots, "opacity")["condition"]["param"] == param["name"]
+    assert _enc(lines, "opacity")["condition"]["param"] == param["name"]
+
+
+def test_focus_must_exist(mui_perf):
+    table, fits = mui_perf
+    with pytest.raises(MoemuiError, match="no rows for variant 'act' at threshold 0.001"):
+        mui_performance_chart(table, fits, "act", 0.001)
+
+
+def test_trajectory_chart():
+    rows = []
+    for step, mui, acc, phase in [
+        (100, 0.01, 0.2, ""),
+        (200, 0.02, 0.5, "accumulating"),
+        (300, 0.015, 0.6, "evolving"),
+        (400, 0.015, 0.4, "declining"),
+    ]:
+        rows.append(
+            {
+                "series": "s",
+                "model": f"s-step{step}",
+                "step": step,
+                "task": "t",
+                "variant": "glu",
+                "threshold": 0.001,
+                "mui": mui,
+                "accuracy": acc,
+                "d_mui": np.nan,
+                "d_accuracy": np.nan,
+                "phase": phase or np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    spec = _spec(trajectory_chart(table, "glu", 0.001))
+    data = _data(spec)
+    assert len(data) == 2 * len(table)  # one row per measure
+    mui = data[data["measure"] == "mui"].sort_values("step")
+    np.testing.assert_allclose(mui["value"], table["mui"])
+    acc = data[data["measure"] == "accuracy"].sort_values("step")
+    np.testing.assert_allclose(acc["value"], table["accuracy"])
+    assert mui["step_prev"].isna().tolist() == [True, False, False, False]
+    assert mui["step_prev"].tolist()[1:] == [100, 200, 300]
+    assert mui["phase"].tolist() == ["", "accumulating", "evolving", "declining"]
+    shade, line = _layers(spec)
+    assert shade["mark"]["type"] == "rect"
+    assert _enc(shade, "x")["field"] == "step_prev" and _enc(shade, "x2")["field"] == "step"
+    assert _enc(shade, "color")["field"] == "phase"
+    assert _enc(line, "x")["field"] == "step" and _enc(line, "y")["field"] == "value"
+    assert spec["facet"]["row"]["field"] == "panel"
+    assert spec["facet"]["column"]["field"] == "task"
+
+
+def _key_experts() -> pd.DataFrame:
+    rows = []
+    for m in MODELS:
+        for t in TASKS:
+            for rho in (0.0, 0.5):
+                rows.append(
+                    {
+                        "model": m,
+                        "task": t,
+                        "variant": "glu",
+                        "threshold": 0.001,
+                        "rho": rho,
+                        "key_experts": 3,
+                        "total_experts": 8,
+                        "key_expert_proportion": (3 - 2 * rho) / 8,
+                        "shared_key_share": 0.0,
+                        "gini": 0.4,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_key_experts_chart():
+    table = _key_experts()
+    spec = _spec(key_experts_chart(table, "glu", 0.001))
+    data = _data(spec)
+    assert len(data) == len(table)
+    np.testing.assert_allclose(data["key_expert_proportion"], table["key_expert_proportion"])
+    assert data["rho_label"].tolist() == [f"rho = {r:g}" for r in table["rho"]]
+    (bar,) = _layers(spec)
+    assert bar["mark"]["type"] == "bar"
+    assert _enc(bar, "y")["field"] == "key_expert_proportion"
+    assert _enc(bar, "x")["field"] == "model" and _enc(bar, "x")["sort"] == MODELS
+    assert _enc(bar, "xOffset")["field"] == "rho_label"
+    assert spec["facet"]["column"]["field"] == "task"
+
+
+def test_top_experts_chart():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "task": "t",
+            "rank": [1, 2, 3],
+            "layer": [0, 1, 0],
+            "expert": [15, 3, 4],
+            "expert_kind": ["shared", "routed", "routed"],
+            "routed_tokens": [10, 6, 5],
+            "activation_rate": [1.0, 0.6, 0.5],
+        }
+    )
+    spec = _spec(top_experts_chart(table))
+    data = _data(spec)
+    assert data["expert_label"].tolist() == ["L0 E15", "L1 E3", "L0 E4"]
+    np.testing.assert_allclose(data["activation_rate"], table["activation_rate"])
+    assert data["expert_kind"].tolist() == table["expert_kind"].tolist()
+    (bar,) = _layers(spec)
+    assert _enc(bar, "x")["field"] == "activation_rate"
+    assert _enc(bar, "y")["field"] == "expert_label"
+    assert _enc(bar, "y")["sort"] == {"field": "rank"}
+    color = _enc(bar, "color")
+    assert color["field"] == "expert_kind" and color["scale"]["domain"] == ["routed", "shared"]
+
+
+def test_threshold_robustness_chart():
+    rng = np.random.default_rng(0)
+    mui = pd.DataFrame(
+        [
+            {"model": m, "task": t, "variant": "glu", "threshold": tau, "mui": rng.uniform()}
+            for m in MODELS
+            for t in TASKS
+            for tau in (0.001, 0.002)
+        ]
+    )
+    robustness = pd.DataFrame(
+        [
+            {
+                "analysis": "mui_across_cells",
+                "statistic": stat,
+                "variant_a": "glu",
+                "threshold_a": 0.001,
+                "variant_b": "glu",
+                "threshold_b": 0.002,
+                "value": value,
+                "n_cells": 6,
+            }
+            for stat, value in (("pearson", 0.98765), ("spearman", 0.9))
+        ]
+    )
+    spec = _spec(threshold_robustness_chart(mui, robustness, "glu"))
+    data = _data(spec)
+    assert len(data) == len(MODELS) * len(TASKS)
+    a = mui[mui["threshold"] == 0.001].set_index(["model", "task"])["mui"]
+    b = mui[mui["threshold"] == 0.002].set_index(["model", "task"])["mui"]
+    got = data.set_index(["model", "task"])
+    np.testing.assert_allclose(got["mui_a"], a.loc[got.index])
+    np.testing.assert_allclose(got["mui_b"], b.loc[got.index])
+    assert set(data["pair"]) == {"0.1% vs 0.2%: r = 0.9877, rho = 0.9000 (6 cells)"}
+    assert (data["pearson"] == 0.98765).all() and (data["n_cells"] == 6).all()
+    (dots,) = _layers(spec)
+    assert _enc(dots, "x")["field"] == "mui_a" and _enc(dots, "y")["field"] == "mui_b"
+    assert spec["facet"]["column"]["field"] == "pair"
+    undefined = robustness.assign(value=np.nan, n_cells=2)
+    data = _data(_spec(threshold_robustness_chart(mui, undefined, "glu")))
+    assert set(data["pair"]) == {"0.1% vs 0.2%: r = undefined, rho = undefined (2 cells)"}
+
+
+def test_diversity_chart():
+    table = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "task": t,
+                "variant": "glu",
+                "threshold": 0.001,
+                "n_samples": n,
+                "draws": 3,
+                "mui_mean": 0.001 * n,
+                "mui_std": 0.0001,
+                "mui_min": 0.0009 * n,
+                "mui_max": 0.0011 * n,
+                "total_neurons": 100,
+            }
+            for m in MODELS
+            for t in [*TASKS, MIX]
+            for n in (1, 2, 4)
+        ]
+    )
+    spec = _spec(diversity_chart(table, "glu", 0.001))
+    data = _data(spec)
+    pd.testing.assert_frame_equal(
+        data[table.columns].reset_index(drop=True), table.reset_index(drop=True)
+    )
+    band, line = _layers(spec)
+    assert band["mark"]["type"] == "area"
+    assert _enc(band, "y")["field"] == "mui_min" and _enc(band, "y2")["field"] == "mui_max"
+    assert _enc(line, "y")["field"] == "mui_mean"
+    for layer in (band, line):
+        x = _enc(layer, "x")
+        assert x["field"] == "n_samples" and x["scale"] == {"type": "log", "base": 2}
+        assert _enc(layer, "color")["field"] == "task"
+    assert spec["facet"]["field"] == "model"
+
+
+def test_ablation_chart():
+    rows = []
+    for cond, seed, acc in [
+        ("baseline", None, 0.8),
+        ("key", None, 0.3),
+        ("random", 0, 0.75),
+        ("random", 1, 0.7),
+    ]:
+        rows.append(
+            {
+                "model": "m",
+                "task": "t",
+                "variant": "glu",
+                "threshold": 0.001,
+                "condition": cond,
+                "seed": seed,
+                "n_neurons": 0 if cond == "baseline" else 12,
+                "n_experts": 0 if cond == "baseline" else 4,
+                "n_samples": 16,
+                "accuracy": acc,
+                "baseline_accuracy": 0.8,
+                "accuracy_drop": 0.8 - acc,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["seed"] = table["seed"].astype("Int64")
+    spec = _spec(ablation_chart(table))
+    data = _data(spec)
+    assert data["condition"].tolist() == ["key", "random", "random"]  # no baseline bar
+    np.testing.assert_allclose(data["accuracy_drop"], [0.5, 0.05, 0.1])
+    assert set(data["cell"]) == {"m / t (0.1%, glu)"}
+    bars, dots = _layers(spec)
+    assert _enc(bars, "y")["field"] == "accuracy_drop" and _enc(bars, "y")["aggregate"] == "mean"
+    assert _enc(dots, "y")["field"] == "accuracy_drop" and "aggregate" not in _enc(dots, "y")
+    assert _enc(bars, "color")["scale"]["domain"] == ["key", "random"]
+    assert spec["facet"]["column"]["field"] == "cell"
+
+
+def test_make_chart_checks_names_and_tables(mui_perf):
+    assert set(CHARTS) == {
+        "mui_performance",
+        "trajectory",
+        "key_experts",
+        "top_experts",
+        "threshold_robustness",
+        "diversity",
+        "ablation",
+    }
+    with pytest.raises(MoemuiError, match="unknown chart 'pie'"):
+        make_chart("pie", [], "glu", 0.001)
+    with pytest.raises(MoemuiError, match="takes the tables mui_performance, mui_perf"):
+        make_chart("mui_performance", [mui_perf[0]], "glu", 0.001)
+    chart = make_chart("key_experts", [_key_experts()], "glu", 0.001)
+    assert _spec(chart)["facet"]["column"]["field"] == "task"
+
+
+def test_save_chart_writes_the_four_files(tmp_path):
+    pytest.importorskip("vl_convert")
+    chart = key_experts_chart(_key_experts(), "glu", 0.001)
+    paths = {fmt: tmp_path / f"c.{fmt}" for fmt in FORMATS}
+    save_chart(chart, paths, bundle="/* vega */")
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = paths["svg"].read_text()
+    assert svg.lstrip().startswith("<svg") and "key-expert proportion" in svg
+    spec = json.loads(paths["vl.json"].read_text())
+    assert spec == json.loads(json.dumps(chart.to_dict(), sort_keys=True))
+    html = paths["html"].read_text()
+    assert "/* vega */" in html and 'vegaEmbed("#vega-chart"' in html
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_chart_html_escapes_the_spec():
+    page = chart_html({"title": "</script><b>"}, "B", title="a <b>")
+    assert "</script><b>" not in page.split("<body>")[1].split("vegaEmbed")[1]
+    assert "<title>a &lt;b&gt;</title>" in page
