@@ -10,7 +10,8 @@ matmuls exactly as transformers' ``grouped_mm`` implementation does (so the mode
 outputs are bit-identical) and keeps ``h`` for the pairs at scored positions. The
 projection ``<d, u>`` is one grouped matmul of the target tokens' unembedding rows
 with each expert's down projection; ``W_down^T W_unembed`` is never materialised.
-Shared MLPs are wrapped the same way and split into ``N``-wide virtual experts.
+Shared MLPs are read through hooks on their activation and down projection (their
+h, as the model computes it) and split into ``N``-wide virtual experts.
 
 Per batch the capture reduces the triples on the fly to what the store keeps:
 the max over t of s per (sample, layer, expert, neuron), the K largest triple
@@ -30,7 +31,8 @@ import torch
 from torch import nn
 from transformers.integrations.moe import _grouped_linear
 
-from moemui.adapters import FusedExpertsAdapter, Geometry
+from moemui.adapters import FusedExpertsAdapter, Geometry, MoeLayer
+from moemui.adapters.base import SharedMlp
 from moemui.errors import MoemuiError
 
 log = logging.getLogger(__name__)
@@ -170,12 +172,14 @@ class ContributionCapture:
         self.unembed = adapter.unembedding(model)
         self._state: _BatchState | None = None
         self._patched: list[nn.Module] = []
+        self._hooks: list = []
         self.records: list[dict] | None = [] if keep_activations else None
 
     # -- installing and removing the patches ------------------------------------------
     def __enter__(self) -> ContributionCapture:
         impl = getattr(self.model.config, "_experts_implementation", None)
-        if impl != "grouped_mm":
+        fused = any(self.adapter.experts_forward(layer) is None for layer in self.layers)
+        if fused and impl != "grouped_mm":
             raise MoemuiError(
                 f"{self.name}: capture needs the grouped_mm experts implementation, got {impl!r}"
             )
@@ -183,9 +187,11 @@ class ContributionCapture:
             for slot, layer in enumerate(self.layers):
                 if getattr(layer.experts, "_is_expert_parallel", False):
                     raise MoemuiError(f"{self.name}: expert-parallel experts are not supported")
-                self._patch(layer.experts, _experts_forward, slot)
-                if layer.shared is not None:
-                    self._patch(layer.shared, _shared_forward, slot, gate=layer.shared_gate)
+                forward = self.adapter.experts_forward(layer) or _experts_forward
+                self._patch(layer.experts, forward, slot)
+                shared = self.adapter.shared_parts(layer, self.name)
+                if shared is not None:
+                    self._hook_shared(shared, slot, layer)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -200,10 +206,36 @@ class ContributionCapture:
         module.forward = types.MethodType(patched, module)
         self._patched.append(module)
 
+    def _hook_shared(self, shared: SharedMlp, slot: int, layer: MoeLayer) -> None:
+        """Hooks that read a shared MLP's h where the model computes it (nothing recomputed):
+        its input x, its activation's output (the ``gate`` h) and its down projection's
+        input (the ``glu`` h)."""
+        seen: dict = {}
+        capture = self
+
+        def keep_input(mod, args):
+            seen["x"] = args[0]
+
+        def keep_act(mod, args, out):
+            seen["act"] = out
+
+        def score(mod, args):
+            x, act = seen.pop("x"), seen.pop("act")
+            capture._score_shared(shared, slot, x, args[0], act, layer)
+
+        self._hooks += [
+            shared.module.register_forward_pre_hook(keep_input),
+            shared.act.register_forward_hook(keep_act),
+            shared.down.register_forward_pre_hook(score),
+        ]
+
     def __exit__(self, *exc) -> None:
         for module in self._patched:
             del module.forward  # back to the class's forward
         self._patched.clear()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
         self._state = None
 
     # -- one batch ----------------------------------------------------------------------
@@ -296,6 +328,16 @@ class ContributionCapture:
 
     # -- scoring, called from the patched forwards --------------------------------------
     def _score_routed(self, experts, slot, token_g, expert_g, weight_g, h, a) -> None:
+        layer = self.layers[slot]
+        keep = expert_g < self.geometry.routed_experts  # identity/zero experts have no neuron
+        if layer.skip_zero_weight:
+            keep &= weight_g != 0
+        if not bool(keep.all()):
+            token_g, expert_g, weight_g = token_g[keep], expert_g[keep], weight_g[keep]
+            h = h[keep]
+            a = a[keep] if a is not None else None
+        if layer.routed_scale != 1.0:
+            weight_g = weight_g * layer.routed_scale
         if self.records is not None:
             self.records.append(
                 {
@@ -317,10 +359,12 @@ class ContributionCapture:
             return
         rows_u, tok, exp = rows_u[keep], token_g[keep], expert_g[keep]
         g = weight_g[keep].float().unsqueeze(-1)
-        counts = torch.bincount(exp, minlength=experts.num_experts)
+        counts = torch.bincount(exp, minlength=self.geometry.routed_experts)
         offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
-        down = experts.down_proj.float()  # [E, H, N]: column j of expert e is down[e, :, j]
-        proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=True)  # [P, N]
+        # [E, H, N]: column j of expert e is down[e, :, j] (transposed layouts: [E, N, H])
+        down = self.adapter.down_weights(experts).float()
+        transposed = not getattr(experts, "is_transposed", False)
+        proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=transposed)
         samples = tok // (state.u_index.numel() // state.batch_size)
         rows = samples * state.n_experts + exp
         scores = {}
@@ -335,9 +379,12 @@ class ContributionCapture:
         state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
         state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double())
 
-    def _score_shared(self, shared, slot, x, h, a, gate) -> None:
+    def _score_shared(self, shared: SharedMlp, slot, x, h, a, layer: MoeLayer) -> None:
+        gate, scale = layer.shared_gate, layer.shared_scale
         if self.records is not None:
             g = torch.sigmoid(gate(x)) if gate is not None else None
+            if scale != 1.0:
+                g = scale if g is None else g * scale
             self.records.append({"slot": slot, "kind": "shared", "g": g, "h": h, "act": a})
         state = self._state
         if state is None:
@@ -357,7 +404,9 @@ class ContributionCapture:
             g = torch.sigmoid(gate(x.reshape(-1, x.shape[-1])))[pos].float()  # [T_s, 1]
         else:
             g = torch.ones(pos.numel(), 1, device=pos.device)
-        proj = state.u @ shared.down_proj.weight.float()  # [T_s, m*N]
+        if scale != 1.0:
+            g = g * scale
+        proj = state.u @ shared.down.weight.float()  # [T_s, m*N]
         scores = {}
         for variant in self.variants:
             if variant == "glu":
@@ -373,6 +422,34 @@ class ContributionCapture:
         state.add(slot, rows, samples, scores)
         state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
         state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double().repeat_interleave(m))
+
+
+def _gate_activation(experts, proj_out: torch.Tensor) -> torch.Tensor:
+    """The ``gate`` variant's h: the activation of the gate projection alone.
+
+    ``act_fn(gate)`` for GLU experts; the family's own gate half where it has one
+    (GPT-OSS and MiniMax-M3: ``g * sigmoid(alpha * g)`` with g clamped at the limit);
+    ``act_fn(x W_1)`` for non-gated experts, where it equals the ``glu`` h.
+    """
+    if not experts.has_gate:
+        return experts.act_fn(proj_out)
+    if experts.is_concatenated:
+        gate = proj_out[..., : proj_out.shape[-1] // 2]
+    else:
+        gate = proj_out[..., ::2]
+    alpha = getattr(experts, "alpha", getattr(experts, "swiglu_alpha", None))
+    if alpha is not None and not hasattr(experts, "act_fn"):
+        limit = getattr(experts, "limit", getattr(experts, "swiglu_limit", None))
+        gate = gate.clamp(max=limit)
+        return gate * torch.sigmoid(gate * alpha)
+    limit = getattr(experts, "limit", getattr(experts, "swiglu_limit", None))
+    if limit is not None:
+        gate = gate.clamp(max=limit)
+    act_fn = getattr(experts, "act_fn", torch.nn.functional.silu)  # HY-V4 calls F.silu
+    try:
+        return act_fn(gate)
+    except TypeError:  # a two-argument GLU (Inkling2's softcapped SwiGLU): up = 1
+        return act_fn(gate, torch.ones_like(gate))
 
 
 def _experts_forward(
@@ -394,21 +471,19 @@ def _experts_forward(
         histc_input, bins=self.num_experts, min=0, max=self.num_experts - 1
     )
     offsets = torch.cumsum(tokens_per_expert, dim=0, dtype=torch.int32)
-    gate_up_bias = self.gate_up_proj_bias[expert_ids_g] if self.has_bias else None
+    if self.has_gate:
+        weights = self.gate_up_proj
+        biases = self.gate_up_proj_bias[expert_ids_g] if self.has_bias else None
+    else:
+        weights = self.up_proj
+        biases = self.up_proj_bias[expert_ids_g] if self.has_bias else None
     proj_out = _grouped_linear(
-        selected_hidden_states_g,
-        self.gate_up_proj,
-        offsets,
-        bias=gate_up_bias,
-        is_transposed=self.is_transposed,
+        selected_hidden_states_g, weights, offsets, bias=biases, is_transposed=self.is_transposed
     )
     act = None
-    if "gate" in capture.variants or "act" in capture.variants:
-        gate = (
-            proj_out[..., : proj_out.shape[-1] // 2] if self.is_concatenated else proj_out[..., ::2]
-        )
-        act = self.act_fn(gate)
-    h = self._apply_gate(proj_out)
+    if "gate" in capture.variants or "act" in capture.variants or not self.has_gate:
+        act = _gate_activation(self, proj_out)
+    h = self._apply_gate(proj_out) if self.has_gate else act
     down_bias = self.down_proj_bias[expert_ids_g] if self.has_bias else None
     out = _grouped_linear(
         h, self.down_proj, offsets, bias=down_bias, is_transposed=self.is_transposed
@@ -422,12 +497,3 @@ def _experts_forward(
     final_hidden_states = weighted_out.view(num_tokens, num_top_k, hidden_dim).sum(dim=1)
     capture._score_routed(self, slot, token_g, expert_ids_g, sample_weights_g, h, act)
     return final_hidden_states.to(hidden_states.dtype)
-
-
-def _shared_forward(self, capture: ContributionCapture, slot: int, x, gate=None):
-    """A gated MLP's forward (``down(act(gate(x)) * up(x))``), keeping its h."""
-    act = self.act_fn(self.gate_proj(x))
-    h = act * self.up_proj(x)
-    out = self.down_proj(h)
-    capture._score_shared(self, slot, x, h, act, gate)
-    return out

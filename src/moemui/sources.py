@@ -133,7 +133,8 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from moemui.adapters import REGISTRY
+    from moemui.adapters import REGISTRY, UNSUPPORTED
+    from moemui.adapters.discovery import is_moe_architecture
 
     if dtype not in DTYPES:
         raise MoemuiError(
@@ -148,18 +149,31 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(where, **kwargs)
         archs = list(getattr(config, "architectures", None) or [])
-        if not any(arch in REGISTRY for arch in archs):
+        for arch in archs:
+            if arch in UNSUPPORTED:
+                raise MoemuiError(
+                    f"model {model!r}: architecture {arch} is not supported: {UNSUPPORTED[arch]}"
+                )
+        if not any(arch in REGISTRY or is_moe_architecture(arch) for arch in archs):
             raise MoemuiError(
                 f"model {model!r}: architecture {', '.join(archs) or '(none)'} has no MoE "
-                f"adapter (no sparse MoE layer known); supported: {', '.join(sorted(REGISTRY))}"
+                "adapter (no sparse MoE layer known in transformers for it)"
             )
-        lm = AutoModelForCausalLM.from_pretrained(
-            where,
-            config=config,
-            dtype=getattr(torch, dtype),
-            experts_implementation="grouped_mm",
-            **kwargs,
-        )
+        try:
+            lm = AutoModelForCausalLM.from_pretrained(
+                where,
+                config=config,
+                dtype=getattr(torch, dtype),
+                experts_implementation="grouped_mm",
+                **kwargs,
+            )
+        except ValueError as err:  # families whose experts are not fused (DBRX, LongCat)
+            if "does not support setting experts implementation" not in str(err):
+                raise
+            config = AutoConfig.from_pretrained(where, **kwargs)
+            lm = AutoModelForCausalLM.from_pretrained(
+                where, config=config, dtype=getattr(torch, dtype), **kwargs
+            )
         tok = AutoTokenizer.from_pretrained(where, **kwargs) if tokenizer else None
     except (OSError, ValueError) as err:
         what = (

@@ -1,8 +1,13 @@
 """Family adapters behind a registry keyed by the Hugging Face architecture name.
 
-Adding a family is one small module: subclass :class:`FusedExpertsAdapter`, set its
-``family``, ``architectures`` and (if any) shared-expert attributes, and list the
-class in ``_ADAPTERS`` below.
+The MoE families are discovered from transformers itself
+(:func:`moemui.adapters.discovery.moe_architectures`): every causal-LM class whose
+modeling module defines fused experts or an MoE block. A discovered family with the
+common anatomy (a fused experts module called with the routing decision, shared MLPs
+found by name) is served by :class:`GenericMoeAdapter` without being listed here;
+``REGISTRY`` names the families with their own adapter (the original five, kept as
+they were, and the quirks of :mod:`moemui.adapters.families`), and ``UNSUPPORTED``
+the families that cannot be captured, with the reason.
 """
 
 from __future__ import annotations
@@ -11,11 +16,22 @@ from typing import TYPE_CHECKING
 
 from moemui.adapters.base import FusedExpertsAdapter, Geometry, MoeLayer
 from moemui.adapters.deepseek import DeepseekV2Adapter, DeepseekV3Adapter
+from moemui.adapters.families import (
+    BlockScaledAdapter,
+    Cohere2MoeAdapter,
+    DbrxAdapter,
+    GraniteMoeAdapter,
+    LongcatFlashAdapter,
+    ZayaAdapter,
+)
+from moemui.adapters.generic import GenericMoeAdapter, is_fused_experts
 from moemui.adapters.olmoe import OlmoeAdapter
 from moemui.adapters.qwen_moe import Qwen2MoeAdapter, Qwen3MoeAdapter
 from moemui.errors import MoemuiError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from torch import nn
 
 _ADAPTERS: tuple[type[FusedExpertsAdapter], ...] = (
@@ -26,28 +42,92 @@ _ADAPTERS: tuple[type[FusedExpertsAdapter], ...] = (
     DeepseekV3Adapter,
 )
 
-REGISTRY: dict[str, type[FusedExpertsAdapter]] = {
+#: Architecture -> a callable returning the adapter (a class, or a partial of one).
+REGISTRY: dict[str, Callable[[], FusedExpertsAdapter]] = {
     arch: cls for cls in _ADAPTERS for arch in cls.architectures
 }
+for _arch, _family, _cls in (
+    ("BeamForCausalLM", "beam", BlockScaledAdapter),
+    ("LagunaForCausalLM", "laguna", BlockScaledAdapter),
+    ("Cohere2MoeForCausalLM", "cohere2_moe", Cohere2MoeAdapter),
+    ("GraniteMoeForCausalLM", "granitemoe", GraniteMoeAdapter),
+    ("GraniteMoeSWAForCausalLM", "granitemoe_swa", GraniteMoeAdapter),
+    ("GraniteMoeSharedForCausalLM", "granitemoeshared", GraniteMoeAdapter),
+    ("GraniteMoeHybridForCausalLM", "granitemoehybrid", GraniteMoeAdapter),
+    ("ZayaForCausalLM", "zaya", ZayaAdapter),
+    ("LongcatFlashForCausalLM", "longcat_flash", LongcatFlashAdapter),
+    ("DbrxForCausalLM", "dbrx", DbrxAdapter),
+):
+    REGISTRY[_arch] = lambda c=_cls, f=_family: c(f)
+
+#: Discovered MoE architectures that cannot be captured, and why. Loading or
+#: capturing one fails with this reason.
+UNSUPPORTED: dict[str, str] = {
+    "DogeForCausalLM": (
+        "Doge's CDMoE uses single-neuron retrieval experts chosen by product-key routing, "
+        "not experts with an intermediate layer; N and the expert index have no meaning"
+    ),
+    "InklingForCausalLM": (
+        "Inkling's shared experts are a second fused experts module weighted by the "
+        "router's shared gammas (shared_expert_sink), not a shared MLP; not captured yet"
+    ),
+    "MiniMaxM3VLForCausalLM": (
+        "MiniMax-M3's shared MLP computes its clamped GLU inline (no activation module), "
+        "so the gate-variant h of its shared experts cannot be read where the model "
+        "computes it"
+    ),
+    "JetMoeForCausalLM": (
+        "JetMoE runs its experts through JetMoeParallelExperts inside the block and mixes "
+        "in mixture-of-attention experts; no fused experts module to capture yet"
+    ),
+    "Llama4ForCausalLM": (
+        "Llama-4 multiplies the expert INPUT by the routing score (h = f(score * x)) and "
+        "runs every expert on every token; capture of this input-scaled routing is not "
+        "implemented yet"
+    ),
+}
+
+
+def unsupported_reason(arch: str) -> str | None:
+    """Why architecture ``arch`` cannot be captured, or None."""
+    return UNSUPPORTED.get(arch)
 
 
 def adapter_for(model: nn.Module, name: str = "model") -> FusedExpertsAdapter:
     """The adapter for ``model``'s architecture.
 
+    A registered architecture gets its own adapter; any other model holding fused
+    experts modules gets :class:`GenericMoeAdapter`, named by its config's model type.
+
     Raises
     ------
     MoemuiError
-        Naming the model and its architecture when no adapter is registered for it.
+        Naming the model and its architecture when it has no sparse MoE layer the
+        capture knows, or when its family is listed as unsupported (with the reason).
     """
     arch = type(model).__name__
-    try:
+    if arch in UNSUPPORTED:
+        raise MoemuiError(f"{name}: architecture {arch} is not supported: {UNSUPPORTED[arch]}")
+    if arch in REGISTRY:
         return REGISTRY[arch]()
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise MoemuiError(
-            f"{name}: architecture {arch} has no MoE adapter (no sparse MoE layer known); "
-            f"supported architectures: {known}"
-        ) from None
+    if any(is_fused_experts(module) for module in model.modules()):
+        config = getattr(model, "config", None)
+        family = getattr(config, "model_type", "") or arch
+        return GenericMoeAdapter(family)
+    known = ", ".join(sorted(REGISTRY))
+    raise MoemuiError(
+        f"{name}: architecture {arch} has no MoE adapter (no sparse MoE layer known); "
+        f"the families with an own adapter: {known}; any other needs fused experts modules"
+    )
 
 
-__all__ = ["REGISTRY", "FusedExpertsAdapter", "Geometry", "MoeLayer", "adapter_for"]
+__all__ = [
+    "REGISTRY",
+    "UNSUPPORTED",
+    "FusedExpertsAdapter",
+    "GenericMoeAdapter",
+    "Geometry",
+    "MoeLayer",
+    "adapter_for",
+    "unsupported_reason",
+]

@@ -11,6 +11,38 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+#: Names a shared MLP goes by, in the MoE block or (GraniteMoeShared) the decoder layer.
+SHARED_NAMES = ("shared_expert", "shared_experts", "shared_mlp")
+#: Names of a shared MLP's down projection (its input is h) and activation module.
+DOWN_NAMES = ("down_proj", "output_linear", "w2", "fc2")
+ACT_NAMES = ("act_fn", "activation_fn", "activation", "act")
+#: Config keys holding the number of routed experts picked per token, in search order.
+TOP_K_KEYS = (
+    "num_experts_per_tok",
+    "num_experts_per_token",
+    "moe_topk",
+    "top_k_experts",
+    "moe_top_k",
+)
+
+
+@dataclass(frozen=True)
+class SharedMlp:
+    """A shared MLP seen through its down projection (input h) and activation module.
+
+    ``act`` is the activation applied to the gate projection (GLU) or to the only
+    projection (non-GLU); its output is the ``gate`` variant's h.
+    """
+
+    module: nn.Module
+    down: nn.Module
+    act: nn.Module
+
+    @property
+    def width(self) -> int:
+        """The intermediate width, ``m * N``."""
+        return int(self.down.weight.shape[1])
+
 
 @dataclass(frozen=True)
 class MoeLayer:
@@ -19,19 +51,33 @@ class MoeLayer:
     Attributes
     ----------
     index
-        The decoder layer index (``model.model.layers[index]``).
+        The decoder layer index.
     experts
-        The fused routed-experts module (``gate_up_proj [E, 2N, H]``, ``down_proj [E, H, N]``).
+        The fused routed-experts module (``gate_up_proj [E, 2N, H]`` or, non-gated,
+        ``up_proj [E, N, H]``; ``down_proj [E, H, N]``; transposed where flagged).
     shared
         The shared MLP (``gate_proj``, ``up_proj``, ``down_proj`` linears) or None.
     shared_gate
         A ``Linear(H, 1)`` whose sigmoid scales the shared MLP's output, or None (scale 1).
+    block
+        The module holding experts and router (the MoE block), or None where the
+        experts sit on the decoder layer itself (Gemma4).
+    routed_scale, shared_scale
+        Factors the block applies after the experts and after the shared MLP (a
+        block-level routed scaling factor, an average of routed and shared outputs);
+        they are part of g.
+    skip_zero_weight
+        A pick with weight exactly 0 is a skip (Zaya), not a routed expert.
     """
 
     index: int
     experts: nn.Module
     shared: nn.Module | None = None
     shared_gate: nn.Module | None = None
+    block: nn.Module | None = None
+    routed_scale: float = 1.0
+    shared_scale: float = 1.0
+    skip_zero_weight: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +128,58 @@ class Geometry:
         }
 
 
+def shared_mlp(module: nn.Module, name: str, where: str) -> SharedMlp:
+    """``module`` as a :class:`SharedMlp`; fail naming the module when it has no known parts."""
+    down = next((getattr(module, n) for n in DOWN_NAMES if hasattr(module, n)), None)
+    act = next((getattr(module, n) for n in ACT_NAMES if hasattr(module, n)), None)
+    from torch import nn
+
+    if not isinstance(down, nn.Linear) or not isinstance(act, nn.Module):
+        raise MoemuiError(
+            f"{name}: {where} shared expert {type(module).__name__} has no down projection "
+            f"({'/'.join(DOWN_NAMES)}) and activation module ({'/'.join(ACT_NAMES)})"
+        )
+    return SharedMlp(module, down, act)
+
+
+def config_top_k(config) -> int | None:
+    """The number of routed experts picked per token, from the model config."""
+    for key in TOP_K_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    ffn = getattr(config, "ffn_config", None)  # DBRX
+    return getattr(ffn, "moe_top_k", None)
+
+
+def routing_info(config) -> dict:
+    """How a family scores and normalises its routing, as its config states it.
+
+    Keys that the config does not state are left out (the family's router code
+    decides them); the capture reads g from the experts' inputs either way.
+    """
+    info = {}
+    for key, out in (
+        ("scoring_func", "scoring"),
+        ("expert_selection_fn", "scoring"),
+        ("topk_method", "topk_method"),
+        ("norm_topk_prob", "normalise_topk"),
+        ("moe_renormalize", "normalise_topk"),
+        ("moe_normalize_expert_weights", "normalise_topk"),
+        ("routed_scaling_factor", "routed_scaling_factor"),
+        ("route_scale", "routed_scaling_factor"),
+        ("router_scaling_factor", "routed_scaling_factor"),
+        ("moe_routed_scaling_factor", "routed_scaling_factor"),
+        ("n_group", "expert_groups"),
+        ("num_expert_group", "expert_groups"),
+        ("topk_group", "topk_groups"),
+    ):
+        value = getattr(config, key, None)
+        if value is not None and out not in info:
+            info[out] = value
+    return info
+
+
 class FusedExpertsAdapter:
     """Families whose decoder layers hold ``mlp.experts``, a fused experts module.
 
@@ -112,12 +210,53 @@ class FusedExpertsAdapter:
                 continue
             shared = getattr(block, self.shared_attr) if self.shared_attr else None
             gate = getattr(block, self.shared_gate_attr) if self.shared_gate_attr else None
-            found.append(MoeLayer(index, experts, shared, gate))
+            found.append(MoeLayer(index, experts, shared, gate, block))
         return found
 
     def unembedding(self, model: nn.Module) -> torch.Tensor:
         """The unembedding matrix ``[vocab, H]`` (lm_head weight)."""
         return model.get_output_embeddings().weight
+
+    def experts_forward(self, layer: MoeLayer):
+        """A capture forward for this layer's experts module, or None for the fused one.
+
+        Signature ``(experts, capture, slot, hidden_states, top_k_index, top_k_weights)``;
+        it computes the module's output as its own forward does and hands the pairs'
+        h to ``capture._score_routed``.
+        """
+        return None
+
+    def down_weights(self, experts: nn.Module) -> torch.Tensor:
+        """The routed down projections ``[E, H, N]`` (``[E, N, H]`` where transposed)."""
+        return experts.down_proj
+
+    def shared_parts(self, layer: MoeLayer, name: str = "model") -> SharedMlp | None:
+        """The layer's shared MLP as a :class:`SharedMlp`, or None."""
+        if layer.shared is None:
+            return None
+        return shared_mlp(layer.shared, name, f"layer {layer.index}")
+
+    def check_experts(self, layer: MoeLayer, name: str) -> None:
+        """Fail clearly on an experts module the capture cannot mirror."""
+        experts = layer.experts
+        if not hasattr(experts, "is_transposed"):
+            raise MoemuiError(
+                f"{name}: layer {layer.index} experts {type(experts).__name__} are not a "
+                f"fused experts module (@use_experts_implementation); the {self.family} "
+                "adapter needs its own capture"
+            )
+        if getattr(experts, "has_post_expert_norm", False):
+            raise MoemuiError(
+                f"{name}: layer {layer.index} experts normalise each expert's output "
+                "(post-expert norm): a neuron's contribution is not linear in h"
+            )
+
+    def expert_shape(self, experts: nn.Module) -> tuple[int, int]:
+        """(E_r, N) of a fused experts module, from its down projection."""
+        n_routed = experts.down_proj.shape[0]
+        transposed = getattr(experts, "is_transposed", False)
+        n_neurons = experts.down_proj.shape[1 if transposed else 2]
+        return int(n_routed), int(n_neurons)
 
     def geometry(self, model: nn.Module, name: str = "model") -> Geometry:
         """Read the MoE geometry from the modules; fail clearly on what is not supported."""
@@ -127,27 +266,30 @@ class FusedExpertsAdapter:
         n_layers = len(self.decoder_layers(model))
         shapes = set()
         for layer in layers:
-            experts = layer.experts
-            if getattr(experts, "is_transposed", False) or not getattr(experts, "has_gate", True):
-                raise MoemuiError(
-                    f"{name}: layer {layer.index} experts layout (transposed or non-gated) "
-                    f"is not supported by the {self.family} adapter"
-                )
-            n_routed, _, n_neurons = experts.down_proj.shape
+            self.check_experts(layer, name)
+            n_routed, n_neurons = self.expert_shape(layer.experts)
             n_shared = 0
-            if layer.shared is not None:
-                width = layer.shared.down_proj.weight.shape[1]
-                if width % n_neurons:
+            shared = self.shared_parts(layer, name)
+            if shared is not None:
+                if shared.width % n_neurons:
                     raise MoemuiError(
-                        f"{name}: layer {layer.index} shared expert width {width} is not a "
-                        f"multiple of the expert width {n_neurons}"
+                        f"{name}: layer {layer.index} shared expert width {shared.width} is not "
+                        f"a multiple of the expert width {n_neurons}"
                     )
-                n_shared = width // n_neurons
+                n_shared = shared.width // n_neurons
             shapes.add((n_routed, n_shared, n_neurons))
         if len(shapes) != 1:
             raise MoemuiError(f"{name}: MoE layers differ in geometry {sorted(shapes)}")
         (n_routed, n_shared, n_neurons) = shapes.pop()
         moe_idx = [layer.index for layer in layers]
+        experts = layers[0].experts
+        extra = {
+            "glu": bool(getattr(experts, "has_gate", True)),
+            **routing_info(model.config.get_text_config()),
+        }
+        scales = {(la.routed_scale, la.shared_scale) for la in layers}
+        if scales != {(1.0, 1.0)}:
+            extra["block_scale"] = dict(zip(("routed", "shared"), sorted(scales)[0], strict=True))
         return Geometry(
             family=self.family,
             architecture=type(model).__name__,
@@ -156,6 +298,7 @@ class FusedExpertsAdapter:
             routed_experts=n_routed,
             shared_experts=n_shared,
             neurons_per_expert=n_neurons,
-            top_k=int(model.config.num_experts_per_tok),
-            shared_gate="sigmoid" if self.shared_gate_attr else None,
+            top_k=int(config_top_k(model.config.get_text_config())),
+            shared_gate="sigmoid" if layers[0].shared_gate is not None else None,
+            extra=extra,
         )

@@ -1,0 +1,257 @@
+"""Every MoE causal-LM family of the installed transformers, built tiny from its config.
+
+The families come from the library (:func:`moemui.adapters.discovery.moe_architectures`),
+so a new transformers release that adds one makes this test fail until the family is
+supported or listed in ``UNSUPPORTED`` with its reason. Each supported family is built
+with random weights (std 1/sqrt(fan_in)), run with and without the capture (logits
+must be equal, bit for bit), and every MoE block's routed and shared outputs are
+rebuilt from the captured g, h and the weights (max abs error <= 1e-5 in float32).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from moemui.adapters import UNSUPPORTED, adapter_for
+from moemui.adapters.discovery import moe_architectures
+from moemui.capture import ContributionCapture
+from moemui.errors import MoemuiError
+
+FAMILIES = moe_architectures()
+PROMPTS = [[5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16]]
+RESPONSES = [[20, 21, 22], [23, 24, 25, 26, 27], []]
+
+#: Config keys shrunk to tiny sizes, by pattern (first match wins).
+SMALL = [
+    (r"vocab_size$", 128),
+    (r"^hidden_size$", 32),
+    (r"hidden_size_per_layer_input$", 8),
+    (r"^(num_hidden_layers|num_layers|n_layers)$", 3),
+    (r"shared.*(intermediate|ffn).*size", 32),
+    (r"(moe|expert).*(intermediate|ffn).*size", 16),
+    (r"(intermediate|ffn_hidden)_size", 16),
+    (r"^(num_attention_heads|n_heads|swa_num_attention_heads)$", 4),
+    (r"key_value_heads$", 4),
+    (r"head_dim$", 8),
+    (r"^(num_experts|num_local_experts|n_routed_experts|moe_num_experts)$", 6),
+    (r"^(num_experts_per_tok|num_experts_per_token|moe_topk|top_k_experts|moe_top_k)$", 2),
+    (r"(kv|q|o)_lora_rank$", 16),
+    (r"index_n_heads$", 2),
+    (r"index_topk", 8),
+    (r"^(n_group|num_expert_group)$", 2),
+    (r"^topk_group$", 1),
+    (r"^(first_k_dense_replace|num_dense_layers)$", 1),
+    (r"max_position_embeddings", 128),
+    (r"linear_num_(key|value)_heads|linear_num_heads|mamba_num_heads|mamba_n_heads", 4),
+    (r"router_hidden_size", 16),
+    (r"mamba_dt_rank", 4),
+    (r"mamba_d_state|ssm_state_size|state_size", 8),
+    (r"n_groups$", 1),
+]
+
+#: Per-family config settings the generic shrinking cannot guess.
+EXTRA: dict[str, dict] = {
+    "dbrx": {"attn_config": {"kv_n_heads": 4, "rope_theta": 10000.0, "clip_qkv": 8.0}},
+    "longcat_flash": {
+        "qk_nope_head_dim": 8,
+        "qk_rope_head_dim": 8,
+        "v_head_dim": 8,
+        "qk_head_dim": 16,
+    },
+    "beam": {"num_hidden_layers": 4},  # the first three layers are dense
+    "deepseek_v2": {"topk_method": "greedy"},
+    "dots1": {"num_local_experts": 6},
+    "hunyuan_v1_moe": {"head_dim": 8},
+    "lfm2_moe": {"layer_types": ["conv", "full_attention", "full_attention"]},
+    "gemma4_text": {
+        "enable_moe_block": True,
+        "num_experts": 6,
+        "top_k_experts": 2,
+        "moe_intermediate_size": 16,
+    },
+}
+
+
+def _overrides(values: dict) -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        for pattern, small in SMALL:
+            if re.search(pattern, key):
+                if value > small or key.endswith("layers"):
+                    out[key] = small
+                break
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        if isinstance(values.get(key), int):
+            out[key] = min(values[key], 2) if values[key] < 128 else 0
+    return out
+
+
+def tiny_model(model_type: str, seed: int = 0) -> torch.nn.Module:
+    """The family's default config shrunk to a tiny model, weights std 1/sqrt(fan_in)."""
+    defaults = AutoConfig.for_model(model_type).to_dict()
+    settings = _overrides(defaults)
+    for sub in ("text_config", "ffn_config", "attn_config"):
+        if isinstance(defaults.get(sub), dict):
+            settings[sub] = {**defaults[sub], **_overrides(defaults[sub])}
+    for key, value in EXTRA.get(model_type, {}).items():
+        settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
+    config = AutoConfig.for_model(model_type, **settings)
+    torch.manual_seed(seed)
+    try:
+        model = AutoModelForCausalLM.from_config(config, experts_implementation="grouped_mm")
+    except ValueError as err:  # experts that are not fused (DBRX, LongCat)
+        assert "does not support setting experts implementation" in str(err)
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **settings))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            if param.ndim < 2:
+                continue
+            std = 1.0 if "embed" in name else 1.0 / math.sqrt(param.shape[-1])
+            param.copy_(torch.randn(param.shape, generator=generator) * std)
+    return model.eval()
+
+
+def _ids():
+    seqs = [p + r for p, r in zip(PROMPTS, RESPONSES, strict=True)]
+    width = max(map(len, seqs))
+    ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.tensor(s)
+        mask[b, : len(s)] = 1
+    return ids, mask
+
+
+def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
+    """Per MoE layer: max abs error of routed and shared outputs rebuilt from the capture."""
+    errors = {}
+    for slot, layer in enumerate(adapter.moe_layers(model)):
+        x, index, weights = seen[("routed", slot)]["args"]
+        real = seen[("routed", slot)]["out"].reshape(-1, x.shape[-1]) * layer.routed_scale
+        down = adapter.down_weights(layer.experts)
+        transposed = getattr(layer.experts, "is_transposed", False)
+        rebuilt = torch.zeros_like(real)
+        n_routed = down.shape[0]
+        flat_x = x.reshape(-1, x.shape[-1])
+        for rec in (r for r in records if r["slot"] == slot):
+            if rec["kind"] == "routed":
+                d = down[rec["expert"]]
+                y = torch.einsum("pn,pnh->ph" if transposed else "pn,phn->ph", rec["h"], d)
+                if getattr(layer.experts, "has_bias", False):
+                    y = y + layer.experts.down_proj_bias[rec["expert"]]
+                rebuilt.index_add_(0, rec["token"], rec["g"][:, None] * y)
+        # identity ("zero") experts pass x through, weighted, and hold no neuron
+        for k in range(index.shape[-1]):
+            zero = index.reshape(-1, index.shape[-1])[:, k] >= n_routed
+            w = weights.reshape(-1, index.shape[-1])[:, k]
+            rebuilt[zero] += (w[zero, None] * flat_x[zero]) * layer.routed_scale
+        err = (rebuilt - real).abs().max().item()
+        shared = adapter.shared_parts(layer)
+        if shared is not None:
+            (rec,) = [r for r in records if r["slot"] == slot and r["kind"] == "shared"]
+            out = seen[("shared", slot)]["out"]
+            real_s = out.reshape(-1, out.shape[-1])
+            y = rec["h"].reshape(-1, rec["h"].shape[-1]) @ shared.down.weight.T
+            if shared.down.bias is not None:
+                y = y + shared.down.bias
+            g = rec["g"]
+            if layer.shared_gate is not None or layer.shared_scale != 1.0:
+                real_s = real_s * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
+                y = y * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
+            err = max(err, (y - real_s).abs().max().item())
+        errors[layer.index] = err
+    return errors
+
+
+def check_family(model_type: str) -> dict[int, float]:
+    model = tiny_model(model_type)
+    adapter = adapter_for(model)
+    layers = adapter.moe_layers(model)
+    assert layers, f"{model_type}: no MoE layer found"
+    ids, mask = _ids()
+    seen: dict = {}
+    hooks = []
+    for slot, layer in enumerate(layers):
+        hooks.append(
+            layer.experts.register_forward_hook(
+                lambda m, a, o, s=slot: seen.__setitem__(
+                    ("routed", s), {"args": [t.detach() for t in a], "out": o.detach()}
+                )
+            )
+        )
+        if layer.shared is not None:
+            hooks.append(
+                layer.shared.register_forward_hook(
+                    lambda m, a, o, s=slot: seen.__setitem__(("shared", s), {"out": o.detach()})
+                )
+            )
+    try:
+        with torch.no_grad():
+            plain = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            with ContributionCapture(
+                model, adapter, ("gate", "glu", "act"), k_top=8, keep_activations=True
+            ) as cap:
+                captured = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+                records = list(cap.records)
+                cap.records.clear()
+                out = cap.score_batch(PROMPTS, RESPONSES, "next")
+    finally:
+        for h in hooks:
+            h.remove()
+    assert torch.equal(captured, plain), f"{model_type}: the capture changed the logits"
+    geo = adapter.geometry(model)
+    assert out.score["glu"].shape == (3, len(layers), geo.experts_per_layer, geo.neurons_per_expert)
+    assert all(bool((abs(s) < float("inf")).all()) for s in out.score.values())
+    assert out.n_tokens.tolist() == [3, 5, 0]
+    return rebuild_errors(model, adapter, records, seen)
+
+
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_family_rebuilds_and_keeps_logits(arch):
+    model_type = FAMILIES[arch]
+    if arch in UNSUPPORTED:
+        with pytest.raises(MoemuiError, match=re.escape(UNSUPPORTED[arch])):
+            adapter_for(tiny_model(model_type))
+        return
+    errors = check_family(model_type)
+    worst = max(errors.values())
+    assert worst <= 1e-5, f"{arch}: max abs rebuild error {worst:.3g} per layer {errors}"
+
+
+def test_discovery_finds_the_issue_families():
+    expected = {
+        "MixtralForCausalLM",
+        "Qwen2MoeForCausalLM",
+        "Qwen3MoeForCausalLM",
+        "Qwen3NextForCausalLM",
+        "OlmoeForCausalLM",
+        "FlexOlmoForCausalLM",
+        "DeepseekV2ForCausalLM",
+        "DeepseekV3ForCausalLM",
+        "Glm4MoeForCausalLM",
+        "GptOssForCausalLM",
+        "GraniteMoeForCausalLM",
+        "GraniteMoeSharedForCausalLM",
+        "PhimoeForCausalLM",
+        "JetMoeForCausalLM",
+        "DbrxForCausalLM",
+        "Llama4ForCausalLM",
+        "JambaForCausalLM",
+        "MiniMaxForCausalLM",
+        "Ernie4_5_MoeForCausalLM",
+        "HunYuanMoEV1ForCausalLM",
+        "Dots1ForCausalLM",
+        "KimiLinearForCausalLM",
+        "LongcatFlashForCausalLM",
+        "Gemma4ForCausalLM",
+    }
+    assert expected <= set(FAMILIES), sorted(expected - set(FAMILIES))
+    assert "LlamaForCausalLM" not in FAMILIES  # dense
