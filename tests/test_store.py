@@ -93,7 +93,7 @@ def test_reader_rejects_missing_and_incomplete_groups(tmp_path):
         open_group(root, "m", "t")
     _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
     zarr.open_group(root / "m" / "t", mode="a").attrs["complete"] = False
-    with pytest.raises(MoemuiError, match="group m/t is not marked complete"):
+    with pytest.raises(MoemuiError, match="group m/t cannot be used: not marked complete"):
         open_group(root, "m", "t")
 
 

@@ -112,6 +112,35 @@ def cmd_index_store(args) -> None:
     index(stores.pop(), [f"{model}/{task}" for _, model, task in parts])
 
 
+def cmd_check_store(args) -> None:
+    from moemui.store import group_problems, set_aside
+
+    root = Path(args.store)
+    if not (root / "zarr.json").exists() and not root.is_dir():
+        raise MoemuiError(f"{root}: no activations store there")
+    groups = sorted(
+        p.parent for p in root.glob("*/*/zarr.json") if not p.parent.name.startswith(".")
+    )
+    bad = 0
+    for group in groups:
+        model, task = group.parent.name, group.name
+        problems = group_problems(root, model, task)
+        if not problems:
+            print(f"ok       {model}/{task}")
+            continue
+        bad += 1
+        print(f"CORRUPT  {model}/{task}: {'; '.join(problems)}")
+        if args.set_aside:
+            print(f"         moved to {set_aside(root, model, task)}")
+    if bad:
+        hint = (
+            "run the workflow again to capture them afresh"
+            if args.set_aside
+            else "--set-aside moves them out of the way so that the workflow captures them again"
+        )
+        raise MoemuiError(f"{root}: {bad} of {len(groups)} groups cannot be used; {hint}")
+
+
 def cmd_revisions(args) -> None:
     from moemui.sources import list_revisions
 
@@ -367,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index-store", help="write the store's root and model groups")
     p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
     p.set_defaults(func=cmd_index_store)
+
+    p = sub.add_parser("check-store", help="check every group of an activations store")
+    p.add_argument("store", help="the store's directory, e.g. results/activations.zarr")
+    p.add_argument(
+        "--set-aside",
+        action="store_true",
+        help="move each group that cannot be used to .{task}.corrupt beside it",
+    )
+    p.set_defaults(func=cmd_check_store)
 
     p = sub.add_parser("revisions", help="list a Hub model's revisions (needs the network)")
     p.add_argument("repo", help="a Hub id <org>/<name>")

@@ -15,7 +15,7 @@ from moemui.errors import MoemuiError
 from moemui.io import atomic_write_text, read_records, write_records
 from moemui.metrics import k_for, mui_table
 from moemui.progress import progress
-from moemui.store import StoreWriter, index_store, open_group
+from moemui.store import StoreWriter, index_store, open_or_set_aside
 from moemui.tasks import make_task, read_jsonl, write_jsonl
 
 # torch and transformers load only in the steps that run a model (generate, capture),
@@ -151,7 +151,7 @@ def mui_cell(
     store: str | os.PathLike, model: str, task: str, thresholds: list[float], out: str | os.PathLike
 ) -> pd.DataFrame:
     """MUI of one (model, task) group at every threshold, written as CSV."""
-    table = mui_table(open_group(store, model, task), thresholds, model, task)
+    table = mui_table(open_or_set_aside(store, model, task), thresholds, model, task)
     write_csv(table, out)
     return table
 

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 COMPLETE_ATTR = "complete"
 SAMPLE_CHUNK = 16
+#: Write every chunk, even one equal to the fill value, so that a chunk file missing
+#: from a complete group always means damage (readers check).
+_EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def consolidate(path: str | os.PathLike) -> None:
@@ -83,8 +86,17 @@ class StoreWriter:
         self.tmp = _partial_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.group = zarr.open_group(self.tmp, mode="w", zarr_format=3)
-        self.group.attrs.update({**attrs, COMPLETE_ATTR: False})
+        self.group.attrs.update(
+            {
+                **attrs,
+                "variants": list(self.variants),
+                "geometry": geometry.as_dict(),
+                "k_top": int(k_top),
+                COMPLETE_ATTR: False,
+            }
+        )
         self._written = np.zeros(self.n_samples, dtype=bool)
+        self._arrays: dict[str, zarr.Array] = {}
 
         n_layers, n_exp = len(geometry.moe_layers), geometry.experts_per_layer
         n_neu = geometry.neurons_per_expert
@@ -140,11 +152,13 @@ class StoreWriter:
             dtype=dtype or values.dtype,
             chunks=values.shape or (1,),
             dimension_names=dims or (name,),
+            config=_EVERY_CHUNK,
         )
         arr[...] = values
 
     def _array(self, name, shape, chunks, dtype, dims, attrs, fill=np.nan) -> None:
-        self.group.create_array(
+        # keep the handle: write_empty_chunks is a runtime setting, not stored metadata
+        self._arrays[name] = self.group.create_array(
             name,
             shape=shape,
             chunks=chunks,
@@ -152,19 +166,21 @@ class StoreWriter:
             dimension_names=dims,
             fill_value=fill,
             attributes=attrs,
+            config=_EVERY_CHUNK,
         )
 
     def write(self, start: int, batch: BatchScores, correct: np.ndarray) -> None:
         """Write a batch's scores for samples ``start .. start + len(batch) - 1``."""
         stop = start + len(batch.n_tokens)
         region = slice(start, stop)
+        arrays = self._arrays
         for v in self.variants:
-            self.group[f"score_{v}"][region] = batch.score[v]
-            self.group[f"pairtop_{v}"][region] = batch.pairtop[v]
-        self.group["route_tokens"][region] = batch.route_tokens
-        self.group["route_weight"][region] = batch.route_weight
-        self.group["n_tokens"][region] = batch.n_tokens
-        self.group["correct"][region] = np.asarray(correct, dtype=bool)
+            arrays[f"score_{v}"][region] = batch.score[v]
+            arrays[f"pairtop_{v}"][region] = batch.pairtop[v]
+        arrays["route_tokens"][region] = batch.route_tokens
+        arrays["route_weight"][region] = batch.route_weight
+        arrays["n_tokens"][region] = batch.n_tokens
+        arrays["correct"][region] = np.asarray(correct, dtype=bool)
         self._written[region] = True
 
     def publish(self) -> Path:
@@ -187,23 +203,137 @@ class StoreWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class CorruptGroupError(MoemuiError):
+    """A store group that exists but cannot be trusted (damaged or inconsistent)."""
+
+
+def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
+    """What is wrong with the ``{model}/{task}`` group of the store at ``root``.
+
+    Checks the completeness mark, the attributes (model, task, variants, geometry,
+    ``k_top``), that every array of the contract is present with the shape the group's
+    geometry implies, that the layer and expert coordinates match the geometry, and that
+    no chunk is missing. An empty list means the group can be read.
+    """
+    path = Path(root) / model / task
+    try:
+        group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+        attrs = dict(group.attrs)
+    except Exception as err:  # noqa: BLE001 - any failure to read is the finding
+        return [f"unreadable group metadata ({type(err).__name__}: {err})"]
+    if attrs.get(COMPLETE_ATTR) is not True:
+        return ["not marked complete (an interrupted or failed capture)"]
+    problems = []
+    for key in ("model", "task", "variants", "geometry", "k_top"):
+        if key not in attrs:
+            problems.append(f"attribute {key!r} missing")
+    if problems:
+        return problems
+    for key, want in (("model", model), ("task", task)):
+        if attrs[key] != want:
+            problems.append(f"attribute {key!r} is {attrs[key]!r}, expected {want!r}")
+    geo = attrs["geometry"]
+    try:
+        layers = [int(i) for i in geo["moe_layers"]]
+        n_exp = int(geo["routed_experts"]) + int(geo["shared_experts"])
+        n_routed, n_neu, k_top = (
+            int(geo["routed_experts"]),
+            int(geo["neurons_per_expert"]),
+            int(attrs["k_top"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        return [*problems, f"attribute 'geometry' is malformed ({err})"]
+    arrays = {name: arr for name, arr in group.arrays()}
+    if "sample" not in arrays:
+        return [*problems, "array 'sample' missing"]
+    n_s, n_l = arrays["sample"].shape[0], len(layers)
+    expected = {
+        "sample": (n_s,),
+        "layer": (n_l,),
+        "expert": (n_exp,),
+        "expert_kind": (n_exp,),
+        "neuron": (n_neu,),
+        "route_tokens": (n_s, n_l, n_exp),
+        "route_weight": (n_s, n_l, n_exp),
+        "n_tokens": (n_s,),
+        "correct": (n_s,),
+    }
+    for v in attrs["variants"]:
+        expected[f"score_{v}"] = (n_s, n_l, n_exp, n_neu)
+        expected[f"pairtop_{v}"] = (n_s, n_l, k_top)
+    for name, shape in expected.items():
+        arr = arrays.get(name)
+        if arr is None:
+            problems.append(f"array {name!r} missing")
+        elif tuple(arr.shape) != shape:
+            problems.append(
+                f"array {name!r} has shape {tuple(arr.shape)}, expected {shape} from the "
+                f"group's geometry ({n_l} MoE layers, {n_exp} experts of {n_neu} neurons, "
+                f"K = {k_top})"
+            )
+        elif arr.nchunks_initialized != arr.nchunks:
+            problems.append(
+                f"array {name!r} misses {arr.nchunks - arr.nchunks_initialized} of its "
+                f"{arr.nchunks} chunks"
+            )
+    if problems:
+        return problems
+    if arrays["layer"][...].tolist() != layers:
+        problems.append(f"layer coordinate {arrays['layer'][...].tolist()} != geometry {layers}")
+    kinds = ["routed"] * n_routed + ["shared"] * (n_exp - n_routed)
+    if [str(k) for k in arrays["expert_kind"][...]] != kinds:
+        problems.append("expert_kind coordinate does not match the geometry's experts")
+    return problems
+
+
 def open_group(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
-    """Open the complete ``{model}/{task}`` group of the store at ``root``.
+    """Open the complete ``{model}/{task}`` group of the store at ``root``, after checking
+    it (:func:`group_problems`).
 
     Raises
     ------
     MoemuiError
-        Naming the store and group when the group is missing or not complete.
+        Naming the store and group when the group is missing.
+    CorruptGroupError
+        Naming the store, the group and every problem found when it exists but is
+        incomplete, damaged or inconsistent.
     """
     path = Path(root) / model / task
     if not (path / "zarr.json").exists():
         raise MoemuiError(f"{root}: no group {model}/{task} in the activations store")
-    ds = xr.open_zarr(root, group=f"{model}/{task}", consolidated=False, chunks=None)
-    if ds.attrs.get(COMPLETE_ATTR) is not True:
-        raise MoemuiError(
-            f"{root}: group {model}/{task} is not marked complete; re-run its capture"
+    problems = group_problems(root, model, task)
+    if problems:
+        raise CorruptGroupError(
+            f"{root}: group {model}/{task} cannot be used: {'; '.join(problems)}"
         )
-    return ds
+    return xr.open_zarr(root, group=f"{model}/{task}", consolidated=False, chunks=None)
+
+
+def set_aside(root: str | os.PathLike, model: str, task: str) -> Path:
+    """Move a group that cannot be used out of the store's tree, to a dot-named sibling
+    (``.{task}.corrupt``, replacing an older one) that readers ignore; return it.
+
+    The workflow then sees the group as missing and captures it again.
+    """
+    path = Path(root) / model / task
+    aside = path.with_name(f".{task}.corrupt")
+    if aside.exists():
+        shutil.rmtree(aside)
+    os.replace(path, aside)
+    return aside
+
+
+def open_or_set_aside(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
+    """:func:`open_group`; a group that cannot be used is first :func:`set_aside`, so that
+    the next run of the workflow captures it again instead of reading it."""
+    try:
+        return open_group(root, model, task)
+    except CorruptGroupError as err:
+        aside = set_aside(root, model, task)
+        log.error("%s", err)
+        raise CorruptGroupError(
+            f"{err}. Moved it to {aside}; run the workflow again to capture it afresh"
+        ) from None
 
 
 def index_store(root: str | os.PathLike, models: dict[str, list[str]]) -> None:
@@ -217,5 +347,5 @@ def index_store(root: str | os.PathLike, models: dict[str, list[str]]) -> None:
     for model, tasks in models.items():
         zarr.open_group(root / model, mode="a", zarr_format=3)
         for task in tasks:
-            open_group(root, model, task)
+            open_or_set_aside(root, model, task)
     consolidate(root)
