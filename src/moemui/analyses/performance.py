@@ -41,6 +41,12 @@ FIT_COLUMNS = [
 ]
 
 
+def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise MoemuiError(f"the {what} has no column {', '.join(missing)}")
+
+
 def mui_performance(
     mui: pd.DataFrame, performance: pd.DataFrame, models: dict[str, dict]
 ) -> pd.DataFrame:
@@ -48,6 +54,8 @@ def mui_performance(
     ``family`` (the model id when the config names none), ``release``, ``series`` and
     ``step`` from ``models`` (the config's models by id). Ordered by family, release,
     step, model, task."""
+    _require(mui, ["model", "task", "variant", "threshold", "mui", "n_samples"], "MUI table")
+    _require(performance, ["model", "task", "accuracy"], "performance table")
     perf = performance[["model", "task", "accuracy"]]
     table = mui.merge(perf, on=["model", "task"], how="left", validate="many_to_one")
     missing = table.loc[table["accuracy"].isna(), ["model", "task"]].drop_duplicates()

@@ -40,6 +40,14 @@ def _open(path: str | os.PathLike):
         return model, task, open_group(store, model, task)
 
 
+def _named(model: str, task: str, fn, *args):
+    """``fn(*args)``, with a known failure naming the store group."""
+    try:
+        return fn(*args)
+    except MoemuiError as err:
+        raise MoemuiError(f"{model}/{task}: {err}") from None
+
+
 def _read_csv(path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, keep_default_na=True)
@@ -60,7 +68,7 @@ def tabulate_experts(
     experts, key_experts, tops = [], [], []
     for path in groups:
         model, task, ds = _open(path)
-        e, k = expert_tables(ds, thresholds, rhos, model, task)
+        e, k = _named(model, task, expert_tables, ds, thresholds, rhos, model, task)
         experts.append(e)
         key_experts.append(k)
         tops.append(top_experts(ds, model, task, top))
@@ -115,7 +123,8 @@ def tabulate_diversity(
         sets: dict[tuple[str, float], dict[str, list[np.ndarray]]] = {}
         for task, ds in datasets.items():
             for variant in variants_of(ds):
-                for tau, per_sample in key_sets(ds, variant, thresholds).items():
+                found = _named(model, task, key_sets, ds, variant, thresholds)
+                for tau, per_sample in found.items():
                     sets.setdefault((variant, tau), {})[task] = per_sample
         frames.append(diversity_table(sets, total, sizes, draws, seed, model))
     table = pd.concat(frames, ignore_index=True)
