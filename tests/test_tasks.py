@@ -588,7 +588,9 @@ def test_make_task_jsonl(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "needles"),
     [
-        ({"id": "t1", "source": "hf:gsm8k", "n": 4}, ["'t1'", "'hf:gsm8k'"]),
+        ({"id": "t1", "source": "web:gsm8k", "n": 4}, ["'t1'", "'web:gsm8k'"]),
+        ({"id": "t1", "source": "hf:nosuch", "n": 4}, ["'t1'", "unknown benchmark 'nosuch'"]),
+        ({"id": "t6", "source": "builtin:arithmetic", "n": 2, "stop": "x"}, ["'t6'", "'stop'"]),
         ({"id": "t1", "source": "arithmetic", "n": 4}, ["'t1'", "'arithmetic'"]),
         ({"id": "t2", "source": "builtin:algebra", "n": 4}, ["'t2'", "'algebra'"]),
         ({"id": "t3", "source": "builtin:arithmetic"}, ["'t3'", "'n'"]),

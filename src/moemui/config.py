@@ -129,6 +129,23 @@ def _keyed_models(config: dict):
             yield _checkpoint_model(entry, ckpt), f"series[{i}].id", f"{where}.source"
 
 
+def _check_benchmark(task: dict, key: str, name: str) -> None:
+    """A hf:<benchmark> task: a known benchmark, valid params, an existing local path."""
+    from moemui.benchmarks import BENCHMARKS, resolve_params
+
+    if name not in BENCHMARKS:
+        raise MoemuiError(
+            f"config key '{key}.source': unknown benchmark {name!r}; "
+            f"known benchmarks: {', '.join(sorted(BENCHMARKS))}"
+        )
+    try:
+        resolve_params(BENCHMARKS[name], task.get("params"))
+    except MoemuiError as err:
+        raise MoemuiError(f"config key '{key}.params': {err}") from None
+    if "path" in task and not Path(task["path"]).expanduser().exists():
+        raise MoemuiError(f"config key '{key}.path': local dataset {task['path']} does not exist")
+
+
 def _check_semantics(config: dict) -> None:
     from moemui.train import parse_trained
 
@@ -192,6 +209,8 @@ def _check_semantics(config: dict) -> None:
     for i, task in enumerate(config["tasks"]):
         key = f"tasks[{i}]"
         scheme, _, ref = task["source"].partition(":")
+        if "path" in task and scheme != "hf":
+            raise MoemuiError(f"config key '{key}.path': only hf: benchmark tasks take a path")
         if scheme == "builtin":
             if ref not in BUILTIN_TASKS:
                 raise MoemuiError(
@@ -204,6 +223,8 @@ def _check_semantics(config: dict) -> None:
                 BUILTIN_TASKS[ref].resolve(task.get("params"))
             except MoemuiError as err:
                 raise MoemuiError(f"config key '{key}.params': {err}") from None
+        elif scheme == "hf":
+            _check_benchmark(task, key, ref)
         elif not Path(ref).expanduser().is_file():
             raise MoemuiError(f"config key '{key}.source': task file {ref} does not exist")
         elif task.get("params"):

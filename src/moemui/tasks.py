@@ -40,6 +40,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from moemui import answers
 from moemui.errors import MoemuiError
 from moemui.io import atomic_write_text
 
@@ -50,15 +51,21 @@ __all__ = [
     "KINDS",
     "KIND_BOOLEAN",
     "KIND_CHOICE",
+    "KIND_CODE",
     "KIND_EXACT",
+    "KIND_FINAL_NUMBER",
+    "KIND_FINAL_TEXT",
+    "KIND_MATH",
     "KIND_NUMBER",
     "BuiltinTask",
     "extract_answer",
     "load_jsonl",
     "make_builtin",
+    "code_program",
     "make_task",
     "read_jsonl",
     "score",
+    "score_code",
     "write_jsonl",
 ]
 
@@ -66,8 +73,22 @@ KIND_NUMBER = "number"
 KIND_CHOICE = "choice"
 KIND_BOOLEAN = "boolean"
 KIND_EXACT = "exact"
-#: The scoring kinds, in a fixed order.
-KINDS: tuple[str, ...] = (KIND_NUMBER, KIND_CHOICE, KIND_BOOLEAN, KIND_EXACT)
+KIND_FINAL_NUMBER = "final_number"
+KIND_MATH = "math"
+KIND_FINAL_TEXT = "final_text"
+KIND_CODE = "code"
+#: The scoring kinds, in a fixed order. The last four are the benchmarks' (GSM8K, MATH,
+#: BBH, MBPP/HumanEval); see :mod:`moemui.answers` and :mod:`moemui.benchmarks`.
+KINDS: tuple[str, ...] = (
+    KIND_NUMBER,
+    KIND_CHOICE,
+    KIND_BOOLEAN,
+    KIND_EXACT,
+    KIND_FINAL_NUMBER,
+    KIND_MATH,
+    KIND_FINAL_TEXT,
+    KIND_CODE,
+)
 
 #: Option letters for multiple choice; a task may have at most this many choices.
 LETTERS = string.ascii_uppercase
@@ -744,10 +765,14 @@ def make_task(spec: dict) -> list[dict]:
     spec : dict
         ``{"id": "arith", "source": "builtin:arithmetic", "n": 64, "seed": 0,
         "params": {...}}`` or ``{"id": "mine", "source": "jsonl:path/to/file.jsonl",
-        "n": 64, "seed": 0}``. For ``builtin:`` sources ``n`` is required and ``seed``
-        defaults to 0. For ``jsonl:`` sources ``n`` and ``seed`` are optional (see
-        :func:`load_jsonl`), ``params`` is not allowed, and a relative path is relative to
-        the current directory. Other keys are ignored.
+        "n": 64, "seed": 0}`` or ``{"id": "arc", "source": "hf:arc_challenge", "n": 100,
+        "params": {...}, "path": "data/arc"}`` (:func:`moemui.benchmarks.make_benchmark`:
+        ``n`` optional, ``path`` an optional local copy). For ``builtin:`` sources ``n``
+        is required and ``seed`` defaults to 0. For ``jsonl:`` sources ``n`` and ``seed``
+        are optional (see :func:`load_jsonl`), ``params`` is not allowed, and a relative
+        path is relative to the current directory. ``stop`` (a list of strings, any
+        source) is copied into every sample's ``meta.stop``: the generation step ends a
+        response at the first of them. Other keys are ignored.
 
     Returns
     -------
@@ -768,6 +793,19 @@ def make_task(spec: dict) -> list[dict]:
     source = spec.get("source")
     if not isinstance(source, str) or not source:
         raise MoemuiError(f"task {task_id!r}: needs a non-empty string 'source', got {source!r}")
+    stop = spec.get("stop")
+    if stop is not None and (
+        not isinstance(stop, list) or not all(isinstance(x, str) and x for x in stop)
+    ):
+        raise MoemuiError(f"task {task_id!r}: 'stop' must be a list of non-empty strings")
+    samples = _make_samples(spec, task_id, source)
+    if stop:
+        for sample in samples:
+            sample["meta"]["stop"] = list(stop)
+    return samples
+
+
+def _make_samples(spec: Mapping, task_id: str, source: str) -> list[dict]:
     scheme, sep, rest = source.partition(":")
     try:
         if sep and scheme == "builtin":
@@ -780,10 +818,22 @@ def make_task(spec: dict) -> list[dict]:
             if spec.get("params"):
                 raise MoemuiError(f"key 'params' is not allowed for source {source!r}")
             return load_jsonl(rest, spec.get("n"), spec.get("seed"))
+        if sep and scheme == "hf":
+            from moemui.benchmarks import make_benchmark
+
+            return make_benchmark(
+                rest,
+                spec.get("n"),
+                spec.get("seed", 0),
+                spec.get("params"),
+                spec.get("path"),
+                task_id,
+            )
     except MoemuiError as exc:
         raise MoemuiError(f"task {task_id!r}: {exc}") from exc
     raise MoemuiError(
-        f"task {task_id!r}: unknown source {source!r} (expected 'builtin:<name>' or 'jsonl:<path>')"
+        f"task {task_id!r}: unknown source {source!r} "
+        "(expected 'builtin:<name>', 'jsonl:<path>' or 'hf:<benchmark>')"
     )
 
 
@@ -878,6 +928,8 @@ _NUMBER_RE = re.compile(r"-?(?:\d+(?:\.\d+)?|\.\d+)")
 _PAREN_LETTER_RE = re.compile(r"\(([A-Z])\)")
 _LETTER_RE = re.compile(r"([A-Z])(?=$|[).:]|\s)")
 _ARTICLE_RE = re.compile(r"[A-Z]\s+[a-z]")
+# "the answer is (B)" / "The answer is: B." anywhere in the response, not "answer is A dog".
+_ANSWER_IS_LETTER_RE = re.compile(r"answer is\s*:?\s*\(?([A-Z])\b\)?(?!\s+[a-z])", re.I)
 _TRAILING_PUNCT = ".,;:!?"
 
 
@@ -886,7 +938,9 @@ def _first_line(response: str) -> str:
     return stripped.split("\n", 1)[0].strip() if stripped else ""
 
 
-def _extract_choice(line: str, choices: list[str] | None) -> str | None:
+def _extract_choice(
+    line: str, choices: list[str] | None, response: str | None = None
+) -> str | None:
     valid = LETTERS[: len(choices)] if choices is not None else LETTERS
     letter: str | None = None
     m = _PAREN_LETTER_RE.match(line)
@@ -898,6 +952,13 @@ def _extract_choice(line: str, choices: list[str] | None) -> str | None:
             letter = m.group(1)
     if letter is not None and letter in valid:
         return letter
+    found = [
+        m.group(1)
+        for m in _ANSWER_IS_LETTER_RE.finditer(response or "")
+        if m.group(1).isupper() and m.group(1) in valid
+    ]
+    if found:
+        return found[-1]
     if not choices:
         return None
     token = line.split(maxsplit=1)[0] if line else ""
@@ -926,7 +987,9 @@ def extract_answer(kind: str, response: str, choices: list[str] | None = None) -
         Lowercase ``"c"`` is not a letter answer. Failing that, with ``choices``: the first
         line (whitespace-normalised), or its first whitespace token, or that token without
         trailing ``.,;:!?``, equal to exactly one choice text gives that choice's letter
-        (``"87"`` -> letter of ``"87"``). Otherwise ``None``.
+        (``"87"`` -> letter of ``"87"``). Failing that, anywhere in the response, the
+        uppercase letter after the last "answer is" (``"... so the answer is (B)."``;
+        not ``"the answer is A dog"``). Otherwise ``None``.
     ``"boolean"``
         The first whitespace token of the first line, without trailing punctuation,
         case-insensitively ``"true"`` or ``"false"``; returned as ``"True"``/``"False"``.
@@ -934,6 +997,10 @@ def extract_answer(kind: str, response: str, choices: list[str] | None = None) -
     ``"exact"``
         The whole response with leading/trailing whitespace stripped and internal whitespace
         runs collapsed to one space; ``None`` when that is empty.
+    ``"final_number"``, ``"math"``, ``"final_text"``, ``"code"``
+        The whole response, by :func:`~moemui.answers.extract_final_number`,
+        :func:`~moemui.answers.extract_math`, :func:`~moemui.answers.extract_final_text`
+        and :func:`~moemui.answers.extract_code`.
 
     Parameters
     ----------
@@ -958,12 +1025,20 @@ def extract_answer(kind: str, response: str, choices: list[str] | None = None) -
         raise MoemuiError(f"unknown scoring kind {kind!r} (known: {list(KINDS)})")
     if kind == KIND_EXACT:
         return _normalise(response) or None
+    whole = {
+        KIND_FINAL_NUMBER: answers.extract_final_number,
+        KIND_MATH: answers.extract_math,
+        KIND_FINAL_TEXT: answers.extract_final_text,
+        KIND_CODE: answers.extract_code,
+    }
+    if kind in whole:
+        return whole[kind](response)
     line = _first_line(response)
     if kind == KIND_NUMBER:
         m = _NUMBER_RE.search(line)
         return m.group(0) if m else None
     if kind == KIND_CHOICE:
-        return _extract_choice(line, choices)
+        return _extract_choice(line, choices, response)
     # boolean
     if not line:
         return None
@@ -982,7 +1057,10 @@ def score(sample: dict, response: str) -> bool:
     ``meta["choices"]``); no answer scores ``False``. ``"number"`` compares exactly as
     fractions (``68 == 68.0 == 068``; no float rounding); ``"choice"`` compares letters;
     ``"boolean"`` compares case-insensitively; ``"exact"`` compares whitespace-normalised
-    text, case-sensitively.
+    text, case-sensitively; ``"final_number"`` compares exact fractions;
+    ``"math"`` uses :func:`~moemui.answers.same_math`; ``"final_text"``
+    :func:`~moemui.answers.same_final_text`; ``"code"`` runs the program against
+    ``meta.tests`` in a separate sandboxed process (:func:`score_code`).
 
     Parameters
     ----------
@@ -1024,4 +1102,48 @@ def score(sample: dict, response: str) -> bool:
         return answer == reference.strip()
     if kind == KIND_BOOLEAN:
         return answer.lower() == reference.strip().lower()
+    if kind == KIND_FINAL_NUMBER:
+        ref = answers.parse_number(reference)
+        if ref is None:
+            raise MoemuiError(f"sample {sid!r}: reference {reference!r} is not a number")
+        return answers.parse_number(answer) == ref
+    if kind == KIND_MATH:
+        return answers.same_math(answer, reference)
+    if kind == KIND_FINAL_TEXT:
+        return answers.same_final_text(answer, reference)
+    if kind == KIND_CODE:
+        return score_code(sample, answer)
     return answer == _normalise(reference)
+
+
+def code_program(sample: dict, code: str) -> str:
+    """The program that tests ``code`` (the extracted code of a response) on a code sample.
+
+    ``meta.style`` ``"program"`` (MBPP): ``meta.setup``, the code, then ``meta.tests``.
+    ``"completion"`` (HumanEval): :func:`~moemui.answers.humaneval_program` of
+    ``meta.code_prompt`` and the code, then ``meta.tests`` and ``check(<entry_point>)``.
+    """
+    meta = sample["meta"]
+    sid = sample.get("id", "?")
+    try:
+        style, tests = meta["style"], meta["tests"]
+        if style == "completion":
+            body = answers.humaneval_program(meta["code_prompt"], code, meta["entry_point"])
+            return f"{body}\n\n{tests}\n\ncheck({meta['entry_point']})\n"
+        if style == "program":
+            return f"{meta.get('setup', '')}\n{code}\n\n{tests}\n"
+    except KeyError as exc:
+        raise MoemuiError(f"sample {sid!r}: code sample without meta.{exc.args[0]}") from None
+    raise MoemuiError(f"sample {sid!r}: unknown code style {style!r}")
+
+
+def score_code(sample: dict, code: str) -> bool:
+    """pass@1 of one response: whether :func:`code_program` exits cleanly in the sandbox
+    (:func:`moemui.sandbox.run_python`, ``meta.timeout`` seconds, default 10). The
+    calling process never executes the code."""
+    from moemui.sandbox import run_python
+
+    result = run_python(code_program(sample, code), timeout=sample["meta"].get("timeout", 10.0))
+    if not result.passed:
+        logger.debug("sample %r: %s: %s", sample.get("id"), result.status, result.stderr[-500:])
+    return result.passed
