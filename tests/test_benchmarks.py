@@ -494,3 +494,89 @@ def test_config_names_bad_benchmark_keys(task, needles):
         validate_config(_config({"id": "b", **task}))
     for needle in needles:
         assert needle in str(err.value)
+
+
+# ---- generation: chat template, stop strings, scoring hook --------------------------------
+
+CHAT = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+class _ScriptedModel:
+    """Stands for a causal LM: ``generate`` appends scripted responses to the prompts."""
+
+    def __init__(self, tokenizer, responses):
+        import torch
+
+        self.torch = torch
+        self.tok = tokenizer
+        self.responses = list(responses)
+        self.config = type("Config", (), {"max_position_embeddings": 4096})()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        yield self.weight
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        rows = []
+        for _ in range(input_ids.shape[0]):
+            ids = self.tok(self.responses.pop(0), add_special_tokens=False)["input_ids"]
+            ids = (ids + [self.tok.eos_token_id] * max_new_tokens)[:max_new_tokens]
+            rows.append(ids)
+        return self.torch.cat([input_ids, self.torch.tensor(rows)], dim=1)
+
+
+def test_render_prompt_applies_the_chat_template_when_asked():
+    pytest.importorskip("transformers")
+    from moemui.generate import render_prompt
+    from moemui.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    sample = {"prompt": "Q?", "meta": {"kind": "choice", "chat_template": True}}
+    assert render_prompt(tok, sample) == ("Q?", tok("Q?")["input_ids"])  # no template: plain
+    tok.chat_template = CHAT
+    text, ids = render_prompt(tok, sample)
+    assert text == "<|user|>Q?\n<|assistant|>"
+    assert tok.decode(ids) == text
+    plain = {"prompt": "Q?", "meta": {"kind": "choice", "chat_template": False}}
+    assert render_prompt(tok, plain)[0] == "Q?"
+    builtin = {"prompt": "1+1=", "meta": {"kind": "number"}}  # built-in tasks: never
+    assert render_prompt(tok, builtin)[0] == "1+1="
+
+
+def test_cut_at_stop_keeps_the_tokens_up_to_the_stop_string():
+    pytest.importorskip("transformers")
+    from moemui.generate import cut_at_stop
+    from moemui.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    ids = tok("def f():\n    return 1\n[DONE]\ntrailing", add_special_tokens=False)["input_ids"]
+    kept, text = cut_at_stop(tok, ids, ["[DONE]", "\n\n\n"])
+    assert text == "def f():\n    return 1\n"
+    assert tok.decode(kept) == "def f():\n    return 1\n[DONE]"
+    assert cut_at_stop(tok, ids, ["nowhere"]) == (ids, tok.decode(ids))
+
+
+def test_generation_records_the_prompt_cuts_at_stop_and_scores_code(tmp_path):
+    pytest.importorskip("transformers")
+    from moemui.generate import generate_responses
+    from moemui.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    tok.chat_template = CHAT
+    samples = _task("hf:mbpp", "mbpp", tmp_path, stop=["[DONE]"])
+    responses = [
+        samples[0]["reference"] + "\n[DONE]\nassert False\n",
+        "def square_perimeter(a):\n  return 4*a\n[DONE]",
+    ]
+    model = _ScriptedModel(tok, responses)
+    max_new = max(len(tok(r)["input_ids"]) for r in responses) + 2
+    records = generate_responses(model, tok, samples, batch_size=2, max_new_tokens=max_new)
+    assert [r["correct"] for r in records] == [True, True]
+    assert records[0]["prompt"] == f"<|user|>{samples[0]['prompt']}\n<|assistant|>"
+    assert tok.decode(records[0]["prompt_ids"]) == records[0]["prompt"]
+    assert records[1]["response"] == "def square_perimeter(a):\n  return 4*a\n"
+    assert tok.decode(records[1]["response_ids"]).endswith("[DONE]")
+    assert records[1]["n_response_tokens"] == len(records[1]["response_ids"])

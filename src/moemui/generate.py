@@ -18,6 +18,44 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
     return list(tokenizer(prompt)["input_ids"])
 
 
+def render_prompt(tokenizer, sample: dict) -> tuple[str, list[int]]:
+    """The text and token ids the model is given for a sample.
+
+    A sample whose ``meta.chat_template`` is true (benchmark tasks, by default) is wrapped
+    as one user message with the tokenizer's chat template, generation prompt added, when
+    the tokenizer has one; the template's text is tokenized without adding special
+    tokens again. Otherwise (built-in and file tasks, or a tokenizer without template)
+    the prompt is used as it is, with :func:`prompt_ids`.
+    """
+    prompt = sample["prompt"]
+    if sample["meta"].get("chat_template") and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return prompt, prompt_ids(tokenizer, prompt)
+
+
+def cut_at_stop(tokenizer, ids: list[int], stop: list[str]) -> tuple[list[int], str]:
+    """A response's tokens and text up to its first stop string.
+
+    The text ends before the stop string; the tokens end with the token that completes
+    it (the shortest prefix whose decoded text contains it), so the capture scores the
+    positions that produced the stop string and nothing after. Without a stop string in
+    the text, everything is kept.
+    """
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    hits = [text.find(s) for s in stop if s and s in text]
+    if not hits:
+        return ids, text
+    cut = min(hits)
+    for j in range(1, len(ids) + 1):
+        part = tokenizer.decode(ids[:j], skip_special_tokens=True)
+        if any(s and s in part for s in stop):
+            return ids[:j], text[:cut]
+    return ids, text[:cut]  # pragma: no cover - the full decode contained it
+
+
 @torch.no_grad()
 def generate_responses(
     model,
@@ -29,15 +67,18 @@ def generate_responses(
 ) -> list[dict]:
     """Greedy responses to every sample's prompt, scored against its reference.
 
-    Prompts are left-padded in batches. A response ends at the first end-of-sequence
-    token (kept: the position predicting it is part of the response) or after
-    ``max_new_tokens`` tokens.
+    Prompts (:func:`render_prompt`) are left-padded in batches. A response ends at the
+    first end-of-sequence token (kept: the position predicting it is part of the
+    response), after ``max_new_tokens`` tokens, or at the first of the sample's
+    ``meta.stop`` strings (the task's ``stop`` setting; :func:`cut_at_stop`). Scoring
+    (:func:`moemui.tasks.score`) runs code answers in a separate sandboxed process, never
+    in this one.
 
     Returns
     -------
-    One record per sample: ``id``, ``prompt_ids``, ``response_ids``, ``response``
-    (decoded text, special tokens skipped), ``answer`` (extracted), ``correct``,
-    ``n_response_tokens``.
+    One record per sample: ``id``, ``prompt`` (the exact text the model was given, chat
+    template included), ``prompt_ids``, ``response_ids``, ``response`` (decoded text,
+    special tokens skipped), ``answer`` (extracted), ``correct``, ``n_response_tokens``.
     """
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -49,7 +90,8 @@ def generate_responses(
     batches = range(0, len(samples), batch_size)
     for start in progress(batches, desc=f"generate {name}", unit="batch"):
         chunk = samples[start : start + batch_size]
-        ids = [prompt_ids(tokenizer, s["prompt"]) for s in chunk]
+        rendered = [render_prompt(tokenizer, s) for s in chunk]
+        ids = [p for _, p in rendered]
         for sample, p in zip(chunk, ids, strict=True):
             if not p:
                 raise MoemuiError(f"model {name!r}: sample {sample['id']!r} has an empty prompt")
@@ -72,15 +114,21 @@ def generate_responses(
             pad_token_id=pad,
             eos_token_id=eos,
         )
-        for sample, p, row in zip(chunk, ids, out[:, width:].tolist(), strict=True):
+        rows = out[:, width:].tolist()
+        for sample, (text_in, p), row in zip(chunk, rendered, rows, strict=True):
             response = row
             if eos is not None and eos in row:
                 response = row[: row.index(eos) + 1]
-            text = tokenizer.decode(response, skip_special_tokens=True)
+            stop = sample["meta"].get("stop")
+            if stop:
+                response, text = cut_at_stop(tokenizer, response, stop)
+            else:
+                text = tokenizer.decode(response, skip_special_tokens=True)
             kind = sample["meta"]["kind"]
             records.append(
                 {
                     "id": sample["id"],
+                    "prompt": text_in,
                     "prompt_ids": p,
                     "response_ids": response,
                     "response": text,
