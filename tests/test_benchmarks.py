@@ -580,3 +580,20 @@ def test_generation_records_the_prompt_cuts_at_stop_and_scores_code(tmp_path):
     assert records[1]["response"] == "def square_perimeter(a):\n  return 4*a\n"
     assert tok.decode(records[1]["response_ids"]).endswith("[DONE]")
     assert records[1]["n_response_tokens"] == len(records[1]["response_ids"])
+
+
+def test_datasets_is_imported_only_for_the_hub():
+    """Materialising from a local copy, and importing the package, do not load datasets."""
+    code = (
+        "import sys\n"
+        "from moemui.tasks import make_task\n"
+        "import moemui.config, moemui.benchmarks\n"
+        f"make_task({{'id': 'g', 'source': 'hf:gsm8k', 'path': {str(FIXTURES / 'gsm8k')!r}}})\n"
+        "assert 'datasets' not in sys.modules, 'datasets was imported'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 #: What each stage's env adds to pyproject's core dependencies (its extras).
-STAGE_EXTRAS = {"model.yaml": ["model"], "tables.yaml": [], "charts.yaml": ["charts"]}
+STAGE_EXTRAS = {"model.yaml": ["model"], "tables.yaml": ["data"], "charts.yaml": ["charts"]}
 #: Packages the table steps must run without.
 HEAVY = ("torch", "transformers", "tokenizers", "safetensors", "altair", "vl_convert")
 
@@ -67,10 +67,10 @@ def test_env_pins_match_pyproject(env_file):
 
 def test_extras_cover_every_pin_once():
     extras = PROJECT["optional-dependencies"]
-    names = [n for group in ("model", "charts", "workflow") for n in _pins(extras[group])]
+    names = [n for group in ("model", "charts", "workflow", "data") for n in _pins(extras[group])]
     names += list(_pins(PROJECT["dependencies"]))
     assert len(names) == len(set(names))
-    assert extras["all"] == ["moemui[model,charts,workflow]"]
+    assert extras["all"] == ["moemui[model,charts,workflow,data]"]
     assert "moemui[all]" in extras["dev"]
 
 
