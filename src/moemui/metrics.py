@@ -29,6 +29,8 @@ MUI_COLUMNS = [
     "total_neurons",
     "n_samples",
 ]
+#: The columns ``mui_table(..., correct_only=True)`` adds after :data:`MUI_COLUMNS`.
+MUI_CORRECT_COLUMNS = ["mui_correct", "key_neurons_correct", "n_samples_correct"]
 
 
 def k_for(tau: float, n_layer: int) -> int:
@@ -74,11 +76,19 @@ def mui_table(
     model: str,
     task: str,
     sample_chunk: int = 64,
+    correct_only: bool = False,
 ) -> pd.DataFrame:
     """MUI of one store group for every variant and threshold, one row each.
 
     Streams samples in chunks, so memory does not grow with the number of samples.
-    Columns: :data:`MUI_COLUMNS`.
+    Columns: :data:`MUI_COLUMNS`, then with ``correct_only`` :data:`MUI_CORRECT_COLUMNS`:
+    the same union over the correctly answered samples only (the group's ``correct``
+    array), in the same pass. ``mui_correct`` is NaN when no sample is correct.
+
+    Raises
+    ------
+    MoemuiError
+        No ``score_*`` array; ``correct_only`` on a group without a ``correct`` array.
     """
     thresholds = sorted(set(float(t) for t in thresholds))
     variants = sorted(
@@ -87,6 +97,11 @@ def mui_table(
     if not variants:
         raise MoemuiError(f"{model}/{task}: the store group holds no score_* array")
     n_samples = ds.sizes["sample"]
+    correct = None
+    if correct_only:
+        if "correct" not in ds:
+            raise MoemuiError(f"{model}/{task}: the store group holds no correct array")
+        correct = ds["correct"].values.astype(bool)
     n_layers, n_exp, n_neu = ds.sizes["layer"], ds.sizes["expert"], ds.sizes["neuron"]
     n_layer = n_exp * n_neu
     total = n_layer * n_layers
@@ -95,14 +110,26 @@ def mui_table(
         score_var, top_var = ds[f"score_{variant}"], ds[f"pairtop_{variant}"]
         ks = {tau: k_for(tau, n_layer) for tau in thresholds}
         union = {tau: np.zeros((n_layers, n_exp, n_neu), dtype=bool) for tau in thresholds}
+        union_ok = {tau: np.zeros((n_layers, n_exp, n_neu), dtype=bool) for tau in thresholds}
         for start in range(0, n_samples, sample_chunk):
             sl = slice(start, start + sample_chunk)
             score = score_var[sl].values
             top = top_var[sl].values
             for tau, k in ks.items():
-                union[tau] |= key_neuron_mask(score, top, k).any(axis=0)
+                mask = key_neuron_mask(score, top, k)
+                union[tau] |= mask.any(axis=0)
+                if correct is not None:
+                    union_ok[tau] |= mask[correct[sl]].any(axis=0)
         for tau in thresholds:
             key = int(union[tau].sum())
+            extra = {}
+            if correct is not None:
+                n_ok, key_ok = int(correct.sum()), int(union_ok[tau].sum())
+                extra = {
+                    "mui_correct": key_ok / total if n_ok else math.nan,
+                    "key_neurons_correct": key_ok,
+                    "n_samples_correct": n_ok,
+                }
             rows.append(
                 {
                     "model": model,
@@ -113,6 +140,7 @@ def mui_table(
                     "key_neurons": key,
                     "total_neurons": total,
                     "n_samples": n_samples,
+                    **extra,
                 }
             )
-    return pd.DataFrame(rows, columns=MUI_COLUMNS)
+    return pd.DataFrame(rows, columns=MUI_COLUMNS + (MUI_CORRECT_COLUMNS if correct_only else []))

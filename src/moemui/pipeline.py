@@ -148,10 +148,17 @@ def capture_task(
 
 
 def mui_cell(
-    store: str | os.PathLike, model: str, task: str, thresholds: list[float], out: str | os.PathLike
+    store: str | os.PathLike,
+    model: str,
+    task: str,
+    thresholds: list[float],
+    out: str | os.PathLike,
+    correct_only: bool = False,
 ) -> pd.DataFrame:
-    """MUI of one (model, task) group at every threshold, written as CSV."""
-    table = mui_table(open_or_set_aside(store, model, task), thresholds, model, task)
+    """MUI of one (model, task) group at every threshold, written as CSV; with
+    ``correct_only``, also over the correctly answered samples only (extra columns)."""
+    group = open_or_set_aside(store, model, task)
+    table = mui_table(group, thresholds, model, task, correct_only=correct_only)
     write_csv(table, out)
     return table
 
