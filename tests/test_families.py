@@ -63,9 +63,16 @@ EXTRA: dict[str, dict] = {
         "v_head_dim": 8,
         "qk_head_dim": 16,
     },
-    "beam": {"num_hidden_layers": 4},  # the first three layers are dense
-    "deepseek_v2": {"topk_method": "greedy"},
-    "dots1": {"num_local_experts": 6},
+    "beam": {"num_hidden_layers": 4},
+    "cohere2_moe": {"num_shared_experts": 1},  # averaged with the routed output
+    "granitemoe": {"residual_multiplier": 0.5},
+    "granitemoeshared": {
+        "residual_multiplier": 0.5,
+        "shared_intermediate_size": 32,
+    },  # the first three layers are dense
+    "deepseek_v2": {"topk_method": "greedy", "num_experts_per_tok": 2},
+    "dots1": {"n_routed_experts": 6, "n_shared_experts": 1, "num_experts_per_tok": 2},
+    "mimo_v2_flash": {"num_key_value_heads": 2},  # sliding layers double the kv heads
     "hunyuan_v1_moe": {"head_dim": 8},
     "lfm2_moe": {"layer_types": ["conv", "full_attention", "full_attention"]},
     "gemma4_text": {
@@ -154,6 +161,7 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
             w = weights.reshape(-1, index.shape[-1])[:, k]
             rebuilt[zero] += (w[zero, None] * flat_x[zero]) * layer.routed_scale
         err = (rebuilt - real).abs().max().item()
+        total = rebuilt.clone()
         shared = adapter.shared_parts(layer)
         if shared is not None:
             (rec,) = [r for r in records if r["slot"] == slot and r["kind"] == "shared"]
@@ -167,6 +175,13 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
                 real_s = real_s * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
                 y = y * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
             err = max(err, (y - real_s).abs().max().item())
+            total += y
+        # the block's own output is the sum of those parts (nothing missed, scales right)
+        in_block = layer.shared is None or any(m is layer.shared for m in layer.block.modules())
+        if ("block", slot) in seen and in_block:
+            out = seen[("block", slot)]["out"]
+            block = out.reshape(-1, out.shape[-1]) * layer.outside_scale
+            err = max(err, (total - block).abs().max().item())
         errors[layer.index] = err
     return errors
 
@@ -187,6 +202,20 @@ def check_family(model_type: str) -> dict[int, float]:
                 )
             )
         )
+        if layer.post_norm is not None:  # the block's sum is the norm's input
+            hooks.append(
+                layer.post_norm.register_forward_hook(
+                    lambda m, a, o, s=slot: seen.__setitem__(("block", s), {"out": a[0].detach()})
+                )
+            )
+        elif layer.block is not None:
+            hooks.append(
+                layer.block.register_forward_hook(
+                    lambda m, a, o, s=slot: seen.__setitem__(
+                        ("block", s), {"out": (o[0] if isinstance(o, tuple) else o).detach()}
+                    )
+                )
+            )
         if layer.shared is not None:
             hooks.append(
                 layer.shared.register_forward_hook(

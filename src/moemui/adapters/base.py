@@ -68,6 +68,13 @@ class MoeLayer:
         they are part of g.
     skip_zero_weight
         A pick with weight exactly 0 is a skip (Zaya), not a routed expert.
+    outside_scale
+        The part of ``routed_scale`` and ``shared_scale`` applied outside ``block``
+        (GraniteMoE's ``residual_multiplier``, applied by the decoder layer).
+    post_norm
+        A norm the block applies to the sum of its routed and shared outputs (AXK1's
+        ``post_mlp_layernorm``), or None. Scores are for the sum before it, as they
+        are before the decoder-level post-feedforward norms of other families.
     """
 
     index: int
@@ -78,6 +85,8 @@ class MoeLayer:
     routed_scale: float = 1.0
     shared_scale: float = 1.0
     skip_zero_weight: bool = False
+    outside_scale: float = 1.0
+    post_norm: nn.Module | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +296,8 @@ class FusedExpertsAdapter:
             "glu": bool(getattr(experts, "has_gate", True)),
             **routing_info(model.config.get_text_config()),
         }
+        if layers[0].post_norm is not None:
+            extra["post_norm"] = type(layers[0].post_norm).__name__
         scales = {(la.routed_scale, la.shared_scale) for la in layers}
         if scales != {(1.0, 1.0)}:
             extra["block_scale"] = dict(zip(("routed", "shared"), sorted(scales)[0], strict=True))

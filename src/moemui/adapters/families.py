@@ -40,12 +40,15 @@ class GraniteMoeAdapter(GenericMoeAdapter):
         super().__init__(family)
         self.multiplier = multiplier
 
-    def moe_layers(self, model):
-        self.multiplier = float(getattr(model.config, "residual_multiplier", 1.0))
-        return super().moe_layers(model)
-
     def scales(self, block, shared):
         return self.multiplier, self.multiplier
+
+    def moe_layers(self, model):
+        self.multiplier = float(getattr(model.config, "residual_multiplier", 1.0))
+        return [
+            MoeLayer(**{**vars(layer), "outside_scale": self.multiplier})
+            for layer in super().moe_layers(model)
+        ]
 
 
 class ZayaAdapter(GenericMoeAdapter):

@@ -96,6 +96,7 @@ class GenericMoeAdapter(FusedExpertsAdapter):
                     block,
                     routed_scale=routed_scale,
                     shared_scale=shared_scale,
+                    post_norm=getattr(block, "post_mlp_layernorm", None),
                 )
             )
         return found
