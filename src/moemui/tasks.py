@@ -15,11 +15,13 @@ A *sample* is a dict with the keys
 Samples are materialised one JSON object per line in ``results/tasks/{task}.jsonl`` with
 :func:`write_jsonl` and read back with :func:`read_jsonl`.
 
-Tasks come from built-in generators (:data:`BUILTIN_TASKS`, :func:`make_builtin`) or from a
-user JSONL file (:func:`load_jsonl`); :func:`make_task` dispatches on a config task entry.
-:func:`extract_answer` and :func:`score` implement the scoring kinds ``"number"``,
-``"choice"``, ``"boolean"`` and ``"exact"``; their rules are documented on
-:func:`extract_answer`.
+Tasks come from built-in generators (:data:`BUILTIN_TASKS`, :func:`make_builtin`), from a
+user JSONL file (:func:`load_jsonl`) or from a public benchmark
+(:func:`moemui.benchmarks.make_benchmark`); :func:`make_task` dispatches on a config task
+entry. :func:`extract_answer` and :func:`score` implement the scoring kinds ``"number"``,
+``"choice"``, ``"boolean"`` and ``"exact"``, and the benchmarks' ``"final_number"``,
+``"math"``, ``"final_text"`` and ``"code"`` (:mod:`moemui.answers`; code runs in
+:mod:`moemui.sandbox`); their rules are documented on :func:`extract_answer`.
 
 All randomness goes through ``random.Random(seed)`` instances with integer-only draws
 (``randrange``, ``sample``, ``shuffle``), never the global RNG, so the same arguments give
