@@ -281,6 +281,14 @@ def test_math(tmp_path):
 def test_math_levels_and_subject_filter(tmp_path):
     samples = _task("hf:math", "math", tmp_path, params={"subjects": ["algebra"], "levels": [1, 4]})
     assert [s["reference"] for s in samples] == ["\\frac{3}{4}", "5"]
+    # MATH has a few "Level ?" rows: kept unless levels are chosen
+    row = {"problem": "p", "level": "Level ?", "type": "Algebra", "solution": "\\boxed{1}"}
+    (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+    assert len(make_benchmark("math", params={"subjects": ["algebra"]}, path=tmp_path)) == 1
+    with pytest.raises(MoemuiError, match="no rows"):
+        make_benchmark("math", params={"subjects": ["algebra"], "levels": [5]}, path=tmp_path)
+    with pytest.raises(MoemuiError, match="'levels' must be 'all' or a list from 1..5"):
+        make_benchmark("math", params={"levels": [6]}, path=tmp_path)
 
 
 @pytest.mark.parametrize(

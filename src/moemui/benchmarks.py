@@ -347,14 +347,12 @@ def resolve_params(bench: Benchmark, params: Mapping[str, Any] | None) -> dict[s
         p[bench.subset_param] = _choose(
             p[bench.subset_param], bench.subsets, f"{where} {bench.subset_param!r}"
         )
-    if "levels" in p:
+    if p.get("levels", "all") != "all":  # "all" keeps every row, "Level ?" ones too
         levels = p["levels"]
-        if levels == "all":
-            levels = [1, 2, 3, 4, 5]
         if (
             not isinstance(levels, list)
             or not levels
-            or any(lv not in range(1, 6) for lv in levels)
+            or any(isinstance(lv, bool) or lv not in range(1, 6) for lv in levels)
         ):
             raise MoemuiError(f"{where} 'levels' must be 'all' or a list from 1..5, got {levels!r}")
         p["levels"] = sorted(set(levels))
@@ -518,7 +516,7 @@ def make_benchmark(
     for subset in subsets:
         rows = _load_rows(bench, local, subset, p["split"], p)
         rows = [dict(r, _index=i) for i, r in enumerate(rows)]
-        if "levels" in p:
+        if p.get("levels", "all") != "all":
             rows = [r for r in rows if _level(r) in p["levels"]]
         if not rows:
             log.warning("benchmark %s: no rows for %s", name, subset)
