@@ -349,7 +349,8 @@ def test_ablation_chart():
     data = _data(spec)
     assert data["condition"].tolist() == ["key", "random", "random"]  # no baseline bar
     np.testing.assert_allclose(data["accuracy_drop"], [0.5, 0.05, 0.1])
-    assert set(data["cell"]) == {"m / t (0.1%, glu)"}
+    assert set(data["cell"]) == {"m / t"}
+    assert spec["title"]["subtitle"][0] == "key neurons at variant glu, threshold 0.1%"
     bars, dots = _layers(spec)
     assert _enc(bars, "y")["field"] == "accuracy_drop" and _enc(bars, "y")["aggregate"] == "mean"
     assert _enc(dots, "y")["field"] == "accuracy_drop" and "aggregate" not in _enc(dots, "y")

@@ -450,19 +450,20 @@ def ablation_chart(table: pd.DataFrame) -> alt.FacetChart:
     """Accuracy drop with the key neurons zeroed and with as many random neurons of the
     same experts zeroed (bar: mean over seeds; dots: each seed)."""
     data = table[table["condition"] != "baseline"].copy()
-    data["cell"] = [
-        f"{m} / {t} ({_pct(tau)}, {v})"
-        for m, t, tau, v in zip(
-            data["model"], data["task"], data["threshold"], data["variant"], strict=True
-        )
-    ]
+    data["cell"] = [f"{m} / {t}" for m, t in zip(data["model"], data["task"], strict=True)]
+    methods = sorted(
+        {(v, float(t)) for v, t in zip(data["variant"], data["threshold"], strict=True)}
+    )
+    method = "; ".join(f"variant {v}, threshold {_pct(t)}" for v, t in methods)
     data["seed"] = data["seed"].astype("string").fillna("")
     color = alt.Color(
         "condition:N",
         scale=alt.Scale(domain=["key", "random"], range=["#d1495b", "#8d99ae"]),
         title="neurons zeroed",
     )
-    base = alt.Chart(data).encode(x=alt.X("condition:N", title=None, sort=["key", "random"]))
+    base = alt.Chart(data).encode(
+        x=alt.X("condition:N", title=None, sort=["key", "random"], axis=alt.Axis(labelAngle=0))
+    )
     bars = base.mark_bar().encode(
         y=alt.Y("mean(accuracy_drop):Q", title="accuracy drop", axis=alt.Axis(format="%")),
         color=color,
@@ -487,12 +488,15 @@ def ablation_chart(table: pd.DataFrame) -> alt.FacetChart:
     )
     return (
         alt.layer(bars, dots)
-        .properties(width=120, height=200)
-        .facet(column=alt.Column("cell:N", title=None))
+        .properties(width=170, height=200)
+        .facet(column=alt.Column("cell:N", title=None, header=alt.Header(labelLimit=170)))
         .properties(
             title=alt.Title(
                 "Ablation: accuracy drop with key neurons vs random neurons zeroed",
-                subtitle="random: the same number of neurons per expert, one draw per seed",
+                subtitle=[
+                    f"key neurons at {method}",
+                    "random: as many neurons of the same experts, one draw per seed",
+                ],
             )
         )
     )
