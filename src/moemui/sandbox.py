@@ -18,8 +18,9 @@ Process count
     ``RLIMIT_NPROC`` (``max_procs``). It does not bind root, so when the caller is root
     the child runs as the unprivileged user ``nobody`` (uid/gid 65534), for which it
     does; as another user the limit is the user's current process count plus
-    ``max_procs``. On top of that, the in-interpreter guard (below) refuses ``fork``,
-    ``exec``, ``posix_spawn``, ``system`` and ``subprocess``.
+    ``max_procs``. The count is per user, so sandboxes running at the same time share
+    it (each needs one process to start). On top of that, the in-interpreter guard
+    (below) refuses ``fork``, ``exec``, ``posix_spawn``, ``system`` and ``subprocess``.
 Network
     Where ``unshare`` works, a new network namespace with no interface up: no address
     is reachable. Always, the guard refuses creating a socket and resolving names.
