@@ -14,6 +14,7 @@ include: "workflow/rules/tasks.smk"
 include: "workflow/rules/responses.smk"
 include: "workflow/rules/capture.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/analyses_common.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/charts.smk"
 

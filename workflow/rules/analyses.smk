@@ -1,37 +1,6 @@
 # Analyses (SPEC §4-§6): tidy tables from the store and the MUI and performance tables.
-# Downstream only: no rule here feeds a generation or capture job.
-
-from moemui.config import analysis_settings
-
-ANALYSES = analysis_settings(config)
-ABLATION_CELLS = [(c["model"], c["task"]) for c in ANALYSES["ablation"]["cells"]]
-
-
-def get_model_info(wildcards=None):
-    """What the MUI-vs-performance table needs of each model, as JSON."""
-    keys = ("family", "release", "series", "step")
-    return json.dumps(
-        {m: {k: spec[k] for k in keys if k in spec} for m, spec in MODELS.items()},
-        sort_keys=True,
-    )
-
-
-def get_ablation_tables(wildcards=None):
-    return [f"results/tables/ablation/{m}/{t}.csv" for m, t in ABLATION_CELLS]
-
-
-def get_analysis_tables(wildcards=None):
-    """Every analysis table (the ablation's only when cells are configured)."""
-    tables = [
-        "results/tables/experts.csv",
-        "results/tables/key_experts.csv",
-        "results/tables/top_experts.csv",
-        "results/tables/robustness.csv",
-        "results/tables/mui_performance.csv",
-        "results/tables/mui_performance_fits.csv",
-        "results/tables/diversity.csv",
-    ]
-    return tables + (["results/tables/ablation.csv"] if ABLATION_CELLS else [])
+# Downstream only: no rule here feeds a generation or capture job. Helpers and settings:
+# analyses_common.smk.
 
 
 rule tabulate_experts:
