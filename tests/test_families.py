@@ -25,6 +25,7 @@ from moemui.errors import MoemuiError
 FAMILIES = moe_architectures()
 PROMPTS = [[5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16]]
 RESPONSES = [[20, 21, 22], [23, 24, 25, 26, 27], []]
+PROMPTS_TOKENS = 3 * 8  # batch x padded width
 
 #: Config keys shrunk to tiny sizes, by pattern (first match wins).
 SMALL = [
@@ -62,6 +63,7 @@ EXTRA: dict[str, dict] = {
         "qk_rope_head_dim": 8,
         "v_head_dim": 8,
         "qk_head_dim": 16,
+        "zero_expert_num": 2,  # identity experts, index >= E
     },
     "beam": {"num_hidden_layers": 4},
     "cohere2_moe": {"num_shared_experts": 1},  # averaged with the routed output
@@ -137,29 +139,41 @@ def _ids():
     return ids, mask
 
 
+def _detach(value):
+    return value.detach() if torch.is_tensor(value) else value
+
+
 def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
     """Per MoE layer: max abs error of routed and shared outputs rebuilt from the capture."""
     errors = {}
+    n_tokens = PROMPTS_TOKENS
     for slot, layer in enumerate(adapter.moe_layers(model)):
-        x, index, weights = seen[("routed", slot)]["args"]
-        real = seen[("routed", slot)]["out"].reshape(-1, x.shape[-1]) * layer.routed_scale
         down = adapter.down_weights(layer.experts)
-        transposed = getattr(layer.experts, "is_transposed", False)
-        rebuilt = torch.zeros_like(real)
+        transposed = adapter.down_transposed(layer.experts)
         n_routed = down.shape[0]
-        flat_x = x.reshape(-1, x.shape[-1])
-        for rec in (r for r in records if r["slot"] == slot):
-            if rec["kind"] == "routed":
-                d = down[rec["expert"]]
-                y = torch.einsum("pn,pnh->ph" if transposed else "pn,phn->ph", rec["h"], d)
-                if getattr(layer.experts, "has_bias", False):
-                    y = y + layer.experts.down_proj_bias[rec["expert"]]
-                rebuilt.index_add_(0, rec["token"], rec["g"][:, None] * y)
-        # identity ("zero") experts pass x through, weighted, and hold no neuron
-        for k in range(index.shape[-1]):
-            zero = index.reshape(-1, index.shape[-1])[:, k] >= n_routed
-            w = weights.reshape(-1, index.shape[-1])[:, k]
-            rebuilt[zero] += (w[zero, None] * flat_x[zero]) * layer.routed_scale
+        rebuilt = None
+        for rec in (r for r in records if r["slot"] == slot and r["kind"] == "routed"):
+            d = down[rec["expert"]]
+            y = torch.einsum("pn,pnh->ph" if transposed else "pn,phn->ph", rec["h"], d)
+            if getattr(layer.experts, "has_bias", False):
+                y = y + layer.experts.down_proj_bias[rec["expert"]]
+            if rebuilt is None:
+                rebuilt = torch.zeros(n_tokens, y.shape[-1])
+            rebuilt.index_add_(0, rec["token"], rec["g"][:, None] * y)
+        args, out = seen[("routed", slot)]["args"], seen[("routed", slot)]["out"]
+        if len(args) == 3:  # fused experts(x, top_k_index, top_k_weights): their own output
+            x, index, weights = args
+            real = out.reshape(-1, x.shape[-1]) * layer.routed_scale
+            # identity ("zero") experts pass x through, weighted, and hold no neuron
+            flat_x = x.reshape(-1, x.shape[-1])
+            for k in range(index.shape[-1]):
+                zero = index.reshape(-1, index.shape[-1])[:, k] >= n_routed
+                w = weights.reshape(-1, index.shape[-1])[:, k]
+                rebuilt[zero] += (w[zero, None] * flat_x[zero]) * layer.routed_scale
+        elif len(args) == 1:  # Llama-4: every expert on every (input-scaled) token
+            real = out.view(n_routed, n_tokens, -1).sum(0)
+        else:  # JetMoE: per-pair outputs; the block check below covers it
+            real = rebuilt
         err = (rebuilt - real).abs().max().item()
         total = rebuilt.clone()
         shared = adapter.shared_parts(layer)
@@ -177,10 +191,16 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
             err = max(err, (y - real_s).abs().max().item())
             total += y
         # the block's own output is the sum of those parts (nothing missed, scales right)
-        in_block = layer.shared is None or any(m is layer.shared for m in layer.block.modules())
+        in_block = layer.shared is None or (
+            layer.block is not None and any(m is layer.shared for m in layer.block.modules())
+        )
+        assert ("block", slot) in seen or len(args) == 3, "no check of the routed output"
         if ("block", slot) in seen and in_block:
             out = seen[("block", slot)]["out"]
             block = out.reshape(-1, out.shape[-1]) * layer.outside_scale
+            bias = getattr(layer.block, "bias", None)  # JetMoE adds a bias to the block's sum
+            if isinstance(bias, torch.nn.Parameter) and bias.shape == total.shape[-1:]:
+                total = total + bias
             err = max(err, (total - block).abs().max().item())
         errors[layer.index] = err
     return errors
@@ -198,28 +218,33 @@ def check_family(model_type: str) -> dict[int, float]:
         hooks.append(
             layer.experts.register_forward_hook(
                 lambda m, a, o, s=slot: seen.__setitem__(
-                    ("routed", s), {"args": [t.detach() for t in a], "out": o.detach()}
+                    ("routed", s), {"args": [_detach(t) for t in a], "out": o.detach().clone()}
                 )
             )
         )
         if layer.post_norm is not None:  # the block's sum is the norm's input
             hooks.append(
                 layer.post_norm.register_forward_hook(
-                    lambda m, a, o, s=slot: seen.__setitem__(("block", s), {"out": a[0].detach()})
+                    lambda m, a, o, s=slot: seen.__setitem__(
+                        ("block", s), {"out": a[0].detach().clone()}
+                    )
                 )
             )
         elif layer.block is not None:
             hooks.append(
                 layer.block.register_forward_hook(
                     lambda m, a, o, s=slot: seen.__setitem__(
-                        ("block", s), {"out": (o[0] if isinstance(o, tuple) else o).detach()}
+                        ("block", s),
+                        {"out": (o[0] if isinstance(o, tuple) else o).detach().clone()},
                     )
                 )
             )
         if layer.shared is not None:
             hooks.append(
                 layer.shared.register_forward_hook(
-                    lambda m, a, o, s=slot: seen.__setitem__(("shared", s), {"out": o.detach()})
+                    lambda m, a, o, s=slot: seen.__setitem__(
+                        ("shared", s), {"out": o.detach().clone()}
+                    )
                 )
             )
     try:

@@ -47,3 +47,68 @@ def test_revisions_offline_names_the_repository(tmp_path):
     assert proc.stderr.startswith(
         "ERROR: cannot list the revisions of allenai/OLMoE-1B-7B-0924: "
     ), proc.stderr
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Save tiny models of some families (config and weights, no tokenizer)."""
+    from test_families import tiny_model
+
+    def save(model_type: str):
+        path = tmp_path_factory.mktemp(model_type)
+        tiny_model(model_type).save_pretrained(path)
+        return path
+
+    return save
+
+
+def _inspect(argv, capsys):
+    from moemui.cli import main
+
+    code = main(["inspect", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("model_type", "expected"),
+    [
+        # shared MLP on the decoder layer: 32 wide = 2 virtual experts of 16
+        ("granitemoeshared", {"routed_experts": 6, "shared_experts": 2, "top_k": 2}),
+        # routing score on the experts' input; one shared expert of the expert width
+        ("llama4_text", {"routed_experts": 6, "shared_experts": 1, "top_k": 1}),
+        # Qwen2-MoE: gated shared expert (32 = 2 x 16), sigmoid gate
+        ("qwen2_moe", {"shared_experts": 2, "shared_gate": "sigmoid", "normalise_topk": False}),
+    ],
+)
+def test_inspect_saved_directory_without_tokenizer(saved, capsys, model_type, expected):
+    import json
+
+    path = saved(model_type)
+    assert not (path / "tokenizer.json").exists()
+    code, out, err = _inspect([str(path), "--json"], capsys)
+    assert code == 0, err
+    info = json.loads(out)
+    for key in ("moe_layers", "dense_layers", "routed_experts", "shared_experts"):
+        assert key in info
+    assert info["neurons_per_expert"] == 16
+    assert "scoring" in info and "normalise_topk" in info
+    for key, value in expected.items():
+        assert info[key] == value, (key, info)
+    assert info["total_neurons"] == 16 * len(info["moe_layers"]) * (
+        info["routed_experts"] + info["shared_experts"]
+    )
+    code, out, _ = _inspect([str(path)], capsys)
+    assert code == 0 and "routed_experts: 6" in out
+
+
+def test_unsupported_family_fails_with_its_reason(saved, capsys):
+    from moemui.adapters import UNSUPPORTED
+    from moemui.sources import load_model
+
+    path = saved("doge")
+    code, _, err = _inspect([str(path)], capsys)
+    assert code == 2
+    assert UNSUPPORTED["DogeForCausalLM"] in err
+    with pytest.raises(MoemuiError, match="DogeForCausalLM is not supported: Doge's CDMoE"):
+        load_model(str(path), "m", tokenizer=False, device="cpu")

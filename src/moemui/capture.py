@@ -173,12 +173,15 @@ class ContributionCapture:
         self._state: _BatchState | None = None
         self._patched: list[nn.Module] = []
         self._hooks: list = []
+        self._active = False
         self.records: list[dict] | None = [] if keep_activations else None
 
     # -- installing and removing the patches ------------------------------------------
     def __enter__(self) -> ContributionCapture:
         impl = getattr(self.model.config, "_experts_implementation", None)
-        fused = any(self.adapter.experts_forward(layer) is None for layer in self.layers)
+        fused = self.adapter.patches_experts and any(
+            self.adapter.experts_forward(layer) is None for layer in self.layers
+        )
         if fused and impl != "grouped_mm":
             raise MoemuiError(
                 f"{self.name}: capture needs the grouped_mm experts implementation, got {impl!r}"
@@ -187,14 +190,17 @@ class ContributionCapture:
             for slot, layer in enumerate(self.layers):
                 if getattr(layer.experts, "_is_expert_parallel", False):
                     raise MoemuiError(f"{self.name}: expert-parallel experts are not supported")
-                forward = self.adapter.experts_forward(layer) or _experts_forward
-                self._patch(layer.experts, forward, slot)
+                self._hooks += self.adapter.install(layer, self, slot)
+                if self.adapter.patches_experts:
+                    forward = self.adapter.experts_forward(layer) or _experts_forward
+                    self._patch(layer.experts, forward, slot)
                 shared = self.adapter.shared_parts(layer, self.name)
                 if shared is not None:
                     self._hook_shared(shared, slot, layer)
         except BaseException:
             self.__exit__(None, None, None)
             raise
+        self._active = True
         return self
 
     def _patch(self, module: nn.Module, forward, slot: int, **extra) -> None:
@@ -237,6 +243,7 @@ class ContributionCapture:
             hook.remove()
         self._hooks.clear()
         self._state = None
+        self._active = False
 
     # -- one batch ----------------------------------------------------------------------
     @torch.no_grad()
@@ -251,7 +258,7 @@ class ContributionCapture:
 
         ``ids`` name the samples in error messages.
         """
-        if not self._patched:
+        if not self._active:
             raise RuntimeError("score_batch must run inside the capture context")
         device = self.unembed.device
         seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
@@ -363,7 +370,7 @@ class ContributionCapture:
         offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
         # [E, H, N]: column j of expert e is down[e, :, j] (transposed layouts: [E, N, H])
         down = self.adapter.down_weights(experts).float()
-        transposed = not getattr(experts, "is_transposed", False)
+        transposed = not self.adapter.down_transposed(experts)
         proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=transposed)
         samples = tok // (state.u_index.numel() // state.batch_size)
         rows = samples * state.n_experts + exp

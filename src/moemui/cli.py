@@ -169,7 +169,7 @@ def cmd_trajectory(args) -> None:
 def cmd_inspect(args) -> None:
     from moemui.adapters import adapter_for
     from moemui.recipes import init_model, recipe_config
-    from moemui.sources import load_model, parse_source
+    from moemui.sources import model_skeleton, parse_source
 
     source = parse_source(args.source, args.source)
     if source.kind == "builtin":
@@ -179,8 +179,8 @@ def cmd_inspect(args) -> None:
 
         recipe = trained_recipe(parse_trained(source.ref)[0])
         model = init_model(model_config(recipe), seed=0)
-    else:
-        model, _ = load_model(source.ref, args.source, args.revision, tokenizer=False, device="cpu")
+    else:  # from the config alone, on the meta device: no weights read, nothing run
+        model = model_skeleton(source.ref, args.source, args.revision)
     geometry = adapter_for(model, args.source).geometry(model, args.source)
     info = geometry.as_dict()
     if args.json:

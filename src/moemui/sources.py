@@ -101,6 +101,68 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def check_architecture(archs: list[str], model: str) -> None:
+    """Fail unless one of a config's ``architectures`` is a MoE family the capture knows.
+
+    A family listed as unsupported fails with its reason; a dense or unknown one
+    fails saying it has no MoE adapter.
+    """
+    from moemui.adapters import REGISTRY, UNSUPPORTED
+    from moemui.adapters.discovery import is_moe_architecture
+
+    for arch in archs:
+        if arch in UNSUPPORTED:
+            raise MoemuiError(
+                f"model {model!r}: architecture {arch} is not supported: {UNSUPPORTED[arch]}"
+            )
+    if not any(arch in REGISTRY or is_moe_architecture(arch) for arch in archs):
+        raise MoemuiError(
+            f"model {model!r}: architecture {', '.join(archs) or '(none)'} has no MoE "
+            "adapter (no sparse MoE layer known in transformers for it)"
+        )
+
+
+def _from_config(config, **kwargs):
+    """``AutoModelForCausalLM.from_config`` with the ``grouped_mm`` experts where the
+    family has fused experts (DBRX and LongCat-Flash do not)."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_config(
+            config, experts_implementation="grouped_mm", **kwargs
+        )
+    except ValueError as err:
+        if "does not support setting experts implementation" not in str(err):
+            raise
+        return AutoModelForCausalLM.from_config(type(config).from_dict(config.to_dict()), **kwargs)
+
+
+def model_skeleton(path_or_id: str, model: str, revision: str | None = None):
+    """The model of a directory or Hub id built from its config alone, on the meta device.
+
+    No weight is read and nothing runs: enough to read the MoE geometry (``moemui
+    inspect``). A directory needs only its ``config.json`` (no tokenizer).
+    """
+    import torch
+    from transformers import AutoConfig
+
+    local = Path(path_or_id).expanduser()
+    is_dir = local.is_dir()
+    if not is_dir and parse_source(path_or_id, model).kind != "hub":
+        raise MoemuiError(f"model {model!r}: local model directory {path_or_id} does not exist")
+    where = str(local) if is_dir else path_or_id
+    kwargs = {} if is_dir else {"revision": revision or "main"}
+    try:
+        config = AutoConfig.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as err:
+        raise MoemuiError(
+            f"model {model!r}: cannot read the config of {where}: {str(err).splitlines()[0]}"
+        ) from None
+    check_architecture(list(getattr(config, "architectures", None) or []), model)
+    with torch.device("meta"):
+        return _from_config(config)
+
+
 def load_model(
     path_or_id: str,
     model: str,
@@ -133,9 +195,6 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from moemui.adapters import REGISTRY, UNSUPPORTED
-    from moemui.adapters.discovery import is_moe_architecture
-
     if dtype not in DTYPES:
         raise MoemuiError(
             f"model {model!r}: unknown dtype {dtype!r}; expected one of {list(DTYPES)}"
@@ -149,16 +208,7 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(where, **kwargs)
         archs = list(getattr(config, "architectures", None) or [])
-        for arch in archs:
-            if arch in UNSUPPORTED:
-                raise MoemuiError(
-                    f"model {model!r}: architecture {arch} is not supported: {UNSUPPORTED[arch]}"
-                )
-        if not any(arch in REGISTRY or is_moe_architecture(arch) for arch in archs):
-            raise MoemuiError(
-                f"model {model!r}: architecture {', '.join(archs) or '(none)'} has no MoE "
-                "adapter (no sparse MoE layer known in transformers for it)"
-            )
+        check_architecture(archs, model)
         try:
             lm = AutoModelForCausalLM.from_pretrained(
                 where,

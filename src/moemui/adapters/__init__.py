@@ -21,6 +21,8 @@ from moemui.adapters.families import (
     Cohere2MoeAdapter,
     DbrxAdapter,
     GraniteMoeAdapter,
+    JetMoeAdapter,
+    Llama4Adapter,
     LongcatFlashAdapter,
     ZayaAdapter,
 )
@@ -57,6 +59,8 @@ for _arch, _family, _cls in (
     ("ZayaForCausalLM", "zaya", ZayaAdapter),
     ("LongcatFlashForCausalLM", "longcat_flash", LongcatFlashAdapter),
     ("DbrxForCausalLM", "dbrx", DbrxAdapter),
+    ("Llama4ForCausalLM", "llama4_text", Llama4Adapter),
+    ("JetMoeForCausalLM", "jetmoe", JetMoeAdapter),
 ):
     REGISTRY[_arch] = lambda c=_cls, f=_family: c(f)
 
@@ -75,15 +79,6 @@ UNSUPPORTED: dict[str, str] = {
         "MiniMax-M3's shared MLP computes its clamped GLU inline (no activation module), "
         "so the gate-variant h of its shared experts cannot be read where the model "
         "computes it"
-    ),
-    "JetMoeForCausalLM": (
-        "JetMoE runs its experts through JetMoeParallelExperts inside the block and mixes "
-        "in mixture-of-attention experts; no fused experts module to capture yet"
-    ),
-    "Llama4ForCausalLM": (
-        "Llama-4 multiplies the expert INPUT by the routing score (h = f(score * x)) and "
-        "runs every expert on every token; capture of this input-scaled routing is not "
-        "implemented yet"
     ),
 }
 

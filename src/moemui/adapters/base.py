@@ -226,6 +226,18 @@ class FusedExpertsAdapter:
         """The unembedding matrix ``[vocab, H]`` (lm_head weight)."""
         return model.get_output_embeddings().weight
 
+    #: Whether the capture replaces the experts module's forward (else ``install`` alone
+    #: reads h, through hooks).
+    patches_experts: bool = True
+
+    def install(self, layer: MoeLayer, capture, slot: int) -> list:
+        """Extra hooks a family needs during capture (removable handles); none by default."""
+        return []
+
+    def down_transposed(self, experts: nn.Module) -> bool:
+        """Whether ``down_weights(experts)`` is ``[E, N, H]`` (used as ``h @ W``)."""
+        return bool(getattr(experts, "is_transposed", False))
+
     def experts_forward(self, layer: MoeLayer):
         """A capture forward for this layer's experts module, or None for the fused one.
 
@@ -292,8 +304,11 @@ class FusedExpertsAdapter:
         (n_routed, n_shared, n_neurons) = shapes.pop()
         moe_idx = [layer.index for layer in layers]
         experts = layers[0].experts
+        # None: not stated in the config (the family's router code decides)
         extra = {
             "glu": bool(getattr(experts, "has_gate", True)),
+            "scoring": None,
+            "normalise_topk": None,
             **routing_info(model.config.get_text_config()),
         }
         if layers[0].post_norm is not None:

@@ -164,3 +164,116 @@ class DbrxAdapter(_LoopExpertsAdapter):
 
     def unembedding(self, model: nn.Module) -> torch.Tensor:
         return model.lm_head.weight
+
+
+class Llama4Adapter(GenericMoeAdapter):
+    """Llama-4 text: the routing score multiplies the expert INPUT.
+
+    Every expert runs on every token (``[E * T, H]``, unselected tokens scaled to 0),
+    so h = f(score * x) and the effective output weight is 1: g = 1 for the
+    selected (token, expert) pairs, whose score is > 0. The router's scores are read
+    by a hook on ``feed_forward.router``; the experts' forward is mirrored (two
+    ``bmm``), keeping h.
+    """
+
+    def __init__(self, family: str = "llama4_text"):
+        super().__init__(family)
+        self.router_scores: dict[int, torch.Tensor] = {}
+
+    def check_experts(self, layer, name):
+        return None
+
+    def expert_shape(self, experts):
+        n_routed, n_neurons, _ = experts.down_proj.shape  # [E, N, H]
+        return int(n_routed), int(n_neurons)
+
+    def down_transposed(self, experts):
+        return True
+
+    def install(self, layer, capture, slot):
+        def keep(module, args, out):
+            self.router_scores[slot] = out[0]
+
+        return [layer.block.router.register_forward_hook(keep)]
+
+    def experts_forward(self, layer):
+        return _llama4_experts_forward
+
+
+def _llama4_experts_forward(self, capture, slot, hidden_states):
+    """``Llama4TextExperts.forward``, keeping h for the selected pairs."""
+    import torch
+
+    hidden_states = hidden_states.view(self.gate_up_proj.shape[0], -1, self.hidden_size)
+    gate_up = torch.bmm(hidden_states, self.gate_up_proj)
+    gate, up = gate_up.chunk(2, dim=-1)
+    act = self.act_fn(gate)
+    h = up * act
+    next_states = torch.bmm(h, self.down_proj).view(-1, self.hidden_size)
+    scores = capture.adapter.router_scores.pop(slot)  # [T, E], 0 where not selected
+    expert, token = torch.nonzero(scores.transpose(0, 1) > 0, as_tuple=True)  # expert-sorted
+    ones = torch.ones(token.shape, dtype=h.dtype, device=h.device)
+    capture._score_routed(self, slot, token, expert, ones, h[expert, token], act[expert, token])
+    return next_states
+
+
+class JetMoeAdapter(GenericMoeAdapter):
+    """JetMoE: experts are two ``JetMoeParallelExperts`` (``input_linear`` ``[E, 2N, H]``,
+    ``output_linear`` ``[E, H, N]``) inside ``mlp``, plus a block bias.
+
+    Nothing is patched: hooks read the router's decision (tokens sorted by expert,
+    their gates), the activation's output and ``output_linear``'s input (h). The
+    attention experts (mixture of attention heads) are not MLP neurons and are not
+    counted.
+    """
+
+    patches_experts = False
+
+    def __init__(self, family: str = "jetmoe"):
+        super().__init__(family)
+        self.routing: dict[int, tuple] = {}
+        self.acts: dict[int, torch.Tensor] = {}
+
+    def moe_layers(self, model):
+        return [
+            MoeLayer(index, layer.mlp.output_linear, block=layer.mlp)
+            for index, layer in enumerate(self.decoder_layers(model))
+            if hasattr(getattr(layer, "mlp", None), "output_linear")
+        ]
+
+    def check_experts(self, layer, name):
+        return None
+
+    def expert_shape(self, experts):
+        n_routed, _, n_neurons = experts.weight.shape
+        return int(n_routed), int(n_neurons)
+
+    def down_weights(self, experts):
+        return experts.weight
+
+    def install(self, layer, capture, slot):
+        import torch
+
+        block = layer.block
+
+        def keep_routing(module, args, out):
+            _, batch_index, batch_gates, expert_size, _ = out
+            self.routing[slot] = (batch_index, batch_gates, expert_size)
+
+        def keep_act(module, args, out):
+            self.acts[slot] = out
+
+        def score(module, args):
+            h, sizes = args
+            token, gates, _ = self.routing.pop(slot)
+            expert = torch.repeat_interleave(
+                torch.arange(len(sizes), device=h.device),
+                torch.as_tensor(sizes, device=h.device),
+            )
+            capture._score_routed(module, slot, token, expert, gates, h, self.acts.pop(slot))
+
+        return [
+            block.router.register_forward_hook(keep_routing),
+            block.activation.register_forward_hook(keep_act),
+            block.output_linear.register_forward_pre_hook(score),
+        ]
