@@ -139,6 +139,15 @@ def _ids():
     return ids, mask
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matmuls: one thread is faster (and kinder to a shared machine) than several."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _detach(value):
     return value.detach() if torch.is_tensor(value) else value
 
@@ -309,3 +318,23 @@ def test_discovery_finds_the_issue_families():
     }
     assert expected <= set(FAMILIES), sorted(expected - set(FAMILIES))
     assert "LlamaForCausalLM" not in FAMILIES  # dense
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("model_type", ["qwen2_moe", "gpt_oss", "jetmoe", "llama4_text", "dbrx"])
+def test_half_precision_scores_are_finite_and_close_to_float32(model_type, dtype):
+    """Scores of a bf16/fp16 model, accumulated in float32, match the float32 model's."""
+    model = tiny_model(model_type)
+    adapter = adapter_for(model)
+    scores = {}
+    for precision in (torch.float32, dtype):
+        model.to(precision)
+        with ContributionCapture(model, adapter, ("gate", "glu", "act"), k_top=8) as cap:
+            scores[precision] = cap.score_batch(PROMPTS, RESPONSES, "same_position").score
+    for variant, full in scores[torch.float32].items():
+        half = scores[dtype][variant]
+        assert half.dtype == full.dtype == "float32"
+        assert bool((abs(half) < float("inf")).all()), variant
+        scale = float(abs(full).max())
+        worst = float(abs(half - full).max())
+        assert worst <= 0.1 * scale, f"{variant}: max abs difference {worst:.3g}, scale {scale:.3g}"
