@@ -223,7 +223,7 @@ class ContributionCapture:
             seen["x"] = args[0]
 
         def keep_act(mod, args, out):
-            seen["act"] = out
+            seen["act"] = out if shared.act_from is None else shared.act_from(out)
 
         def score(mod, args):
             x, act = seen.pop("x"), seen.pop("act")

@@ -51,6 +51,7 @@ REGISTRY: dict[str, Callable[[], FusedExpertsAdapter]] = {
 for _arch, _family, _cls in (
     ("BeamForCausalLM", "beam", BlockScaledAdapter),
     ("LagunaForCausalLM", "laguna", BlockScaledAdapter),
+    ("MiniMaxM3VLForCausalLM", "minimax_m3_vl_text", BlockScaledAdapter),
     ("Cohere2MoeForCausalLM", "cohere2_moe", Cohere2MoeAdapter),
     ("GraniteMoeForCausalLM", "granitemoe", GraniteMoeAdapter),
     ("GraniteMoeSWAForCausalLM", "granitemoe_swa", GraniteMoeAdapter),
@@ -74,11 +75,6 @@ UNSUPPORTED: dict[str, str] = {
     "InklingForCausalLM": (
         "Inkling's shared experts are a second fused experts module weighted by the "
         "router's shared gammas (shared_expert_sink), not a shared MLP; not captured yet"
-    ),
-    "MiniMaxM3VLForCausalLM": (
-        "MiniMax-M3's shared MLP computes its clamped GLU inline (no activation module), "
-        "so the gate-variant h of its shared experts cannot be read where the model "
-        "computes it"
     ),
 }
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from moemui.errors import MoemuiError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
     from torch import nn
 
@@ -31,12 +33,16 @@ class SharedMlp:
     """A shared MLP seen through its down projection (input h) and activation module.
 
     ``act`` is the activation applied to the gate projection (GLU) or to the only
-    projection (non-GLU); its output is the ``gate`` variant's h.
+    projection (non-GLU); its output is the ``gate`` variant's h. Where the MLP has no
+    activation module (MiniMax-M3's clamped GLU, written inline), ``act`` is its fused
+    gate/up projection and ``act_from`` turns that projection's output into the gate
+    activation, elementwise.
     """
 
     module: nn.Module
     down: nn.Module
     act: nn.Module
+    act_from: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def width(self) -> int:
@@ -141,8 +147,18 @@ def shared_mlp(module: nn.Module, name: str, where: str) -> SharedMlp:
     """``module`` as a :class:`SharedMlp`; fail naming the module when it has no known parts."""
     down = next((getattr(module, n) for n in DOWN_NAMES if hasattr(module, n)), None)
     act = next((getattr(module, n) for n in ACT_NAMES if hasattr(module, n)), None)
+    import torch
     from torch import nn
 
+    fused = getattr(module, "gate_up_proj", None)
+    alpha, limit = getattr(module, "swiglu_alpha", None), getattr(module, "swiglu_limit", None)
+    if act is None and isinstance(fused, nn.Linear) and alpha is not None:
+
+        def clamped_glu_gate(gate_up: torch.Tensor) -> torch.Tensor:
+            gate = gate_up.chunk(2, dim=-1)[0].clamp(max=limit)
+            return gate * torch.sigmoid(gate * alpha)
+
+        return SharedMlp(module, down, fused, clamped_glu_gate)
     if not isinstance(down, nn.Linear) or not isinstance(act, nn.Module):
         raise MoemuiError(
             f"{name}: {where} shared expert {type(module).__name__} has no down projection "
