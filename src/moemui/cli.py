@@ -448,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     except MoemuiError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, read-only or unwritable results, ...
+        where = err.filename or "?"
+        print(f"ERROR: {where}: {err.strerror or err}; nothing was published", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -67,9 +67,11 @@ def generate_responses(
 ) -> list[dict]:
     """Greedy responses to every sample's prompt, scored against its reference.
 
-    Prompts (:func:`render_prompt`) are left-padded in batches. A response ends at the
-    first end-of-sequence token (kept: the position predicting it is part of the
-    response), after ``max_new_tokens`` tokens, or at the first of the sample's
+    Prompts (:func:`render_prompt`) are left-padded in batches. A prompt too long for the
+    model's context (``max_position_embeddings``) with ``max_new_tokens`` after it loses
+    its first tokens, with a warning in the log; the number dropped is recorded.
+    A response ends at the first end-of-sequence token (kept: the position predicting
+    it is part of the response), after ``max_new_tokens`` tokens, or at the first of the sample's
     ``meta.stop`` strings (the task's ``stop`` setting; :func:`cut_at_stop`). Scoring
     (:func:`moemui.tasks.score`) runs code answers in a separate sandboxed process, never
     in this one.
@@ -78,7 +80,9 @@ def generate_responses(
     -------
     One record per sample: ``id``, ``prompt`` (the exact text the model was given, chat
     template included), ``prompt_ids``, ``response_ids``, ``response`` (decoded text,
-    special tokens skipped), ``answer`` (extracted), ``correct``, ``n_response_tokens``.
+    special tokens skipped), ``answer`` (extracted), ``correct``, ``n_response_tokens``,
+    ``n_prompt_truncated`` (prompt tokens dropped from the left to fit the context;
+    ``prompt_ids`` are those the model saw).
     """
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -91,15 +95,29 @@ def generate_responses(
     for start in progress(batches, desc=f"generate {name}", unit="batch"):
         chunk = samples[start : start + batch_size]
         rendered = [render_prompt(tokenizer, s) for s in chunk]
-        ids = [p for _, p in rendered]
-        for sample, p in zip(chunk, ids, strict=True):
+        ids, dropped = [], []
+        for sample, (_, p) in zip(chunk, rendered, strict=True):
             if not p:
                 raise MoemuiError(f"model {name!r}: sample {sample['id']!r} has an empty prompt")
-            if limit and len(p) + max_new_tokens > limit:
+            cut = max(0, len(p) + max_new_tokens - limit) if limit else 0
+            if cut and cut >= len(p):
                 raise MoemuiError(
-                    f"model {name!r}: sample {sample['id']!r}: {len(p)} prompt tokens + "
-                    f"{max_new_tokens} new tokens exceed the context of {limit}"
+                    f"model {name!r}: sample {sample['id']!r}: {max_new_tokens} new tokens "
+                    f"leave no room for the prompt in the context of {limit}"
                 )
+            if cut:
+                log.warning(
+                    "model %r: sample %r: prompt truncated from the left by %d of its %d "
+                    "tokens to fit %d new tokens in the context of %d",
+                    name,
+                    sample["id"],
+                    cut,
+                    len(p),
+                    max_new_tokens,
+                    limit,
+                )
+            ids.append(p[cut:])
+            dropped.append(cut)
         width = max(len(p) for p in ids)
         input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
         attention = torch.zeros((len(ids), width), dtype=torch.long)
@@ -115,7 +133,9 @@ def generate_responses(
             eos_token_id=eos,
         )
         rows = out[:, width:].tolist()
-        for sample, (text_in, p), row in zip(chunk, rendered, rows, strict=True):
+        for sample, (text_in, _), p, cut, row in zip(
+            chunk, rendered, ids, dropped, rows, strict=True
+        ):
             response = row
             if eos is not None and eos in row:
                 response = row[: row.index(eos) + 1]
@@ -135,6 +155,7 @@ def generate_responses(
                     "answer": extract_answer(kind, text, sample["meta"].get("choices")),
                     "correct": bool(score(sample, text)),
                     "n_response_tokens": len(response),
+                    "n_prompt_truncated": cut,
                 }
             )
     return records

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -11,6 +13,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from moemui.errors import MoemuiError
+
+log = logging.getLogger(__name__)
+
+
+def _remove_stale(paths: Iterable[Path]) -> None:
+    """Remove temporary files or directories a killed run left beside an output.
+
+    Each output is written by one job at a time (Snakemake's guarantee), so a temporary
+    sibling of the output that exists when a new write starts is stale.
+    """
+    for stale in paths:
+        log.warning("removing %s, left by an interrupted run", stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -21,6 +39,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -40,7 +59,8 @@ def staged_directory(out: str | os.PathLike) -> Iterator[Path]:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    _remove_stale(out.parent.glob(f".{glob.escape(out.name)}.*.staged"))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staged", dir=out.parent))
     try:
         yield tmp
         if out.exists():

@@ -140,7 +140,12 @@ def capture_task(
                     )
                 except MoemuiError as err:
                     raise MoemuiError(f"{err} (task {task_id!r})") from None
-                writer.write(start, batch, [r["correct"] for r in chunk])
+                writer.write(
+                    start,
+                    batch,
+                    [r["correct"] for r in chunk],
+                    [r.get("n_prompt_truncated", 0) for r in chunk],
+                )
             return writer.publish()
         except BaseException:
             writer.abort()

@@ -8,6 +8,7 @@ check the mark, so a partial group is never read as complete.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -80,7 +81,12 @@ class StoreWriter:
         self.path = Path(path)
         self.n_samples = len(sample_ids)
         self.variants = tuple(variants)
-        for stale in self.path.parent.glob(f".{self.path.name}.partial-*"):
+        name = glob.escape(self.path.name)
+        stale_paths = [
+            *self.path.parent.glob(f".{name}.partial-*"),
+            *self.path.parent.glob(f".{name}.old-*"),
+        ]
+        for stale in stale_paths:
             log.warning("removing the partial group %s left by an interrupted run", stale)
             shutil.rmtree(stale, ignore_errors=True)
         self.tmp = _partial_path(self.path)
@@ -144,6 +150,15 @@ class StoreWriter:
         )
         self._array("n_tokens", (self.n_samples,), (chunk,), np.int32, ("sample",), {}, fill=-1)
         self._array("correct", (self.n_samples,), (chunk,), bool, ("sample",), {}, fill=False)
+        self._array(
+            "n_prompt_truncated",
+            (self.n_samples,),
+            (chunk,),
+            np.int32,
+            ("sample",),
+            {"long_name": "prompt tokens dropped from the left to fit the model's context"},
+            fill=0,
+        )
 
     def _coord(self, name, values, dtype=None, dims=None) -> None:
         arr = self.group.create_array(
@@ -169,8 +184,16 @@ class StoreWriter:
             config=_EVERY_CHUNK,
         )
 
-    def write(self, start: int, batch: BatchScores, correct: np.ndarray) -> None:
-        """Write a batch's scores for samples ``start .. start + len(batch) - 1``."""
+    def write(
+        self,
+        start: int,
+        batch: BatchScores,
+        correct: np.ndarray,
+        truncated: np.ndarray | None = None,
+    ) -> None:
+        """Write a batch's scores for samples ``start .. start + len(batch) - 1``, with
+        whether each was answered correctly and how many prompt tokens it lost to the
+        model's context (default none)."""
         stop = start + len(batch.n_tokens)
         region = slice(start, stop)
         arrays = self._arrays
@@ -181,6 +204,10 @@ class StoreWriter:
         arrays["route_weight"][region] = batch.route_weight
         arrays["n_tokens"][region] = batch.n_tokens
         arrays["correct"][region] = np.asarray(correct, dtype=bool)
+        n = stop - start
+        arrays["n_prompt_truncated"][region] = (
+            np.zeros(n, np.int32) if truncated is None else np.asarray(truncated, np.int32)
+        )
         self._written[region] = True
 
     def publish(self) -> Path:
@@ -192,9 +219,11 @@ class StoreWriter:
             )
         self.group.attrs[COMPLETE_ATTR] = True
         consolidate(self.tmp)
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        if self.path.exists():  # move the previous group out of the way in one rename
+            os.replace(self.path, old)
         os.replace(self.tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
         log.info("published %s (%d samples)", self.path, self.n_samples)
         return self.path
 
@@ -257,6 +286,7 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
         "route_weight": (n_s, n_l, n_exp),
         "n_tokens": (n_s,),
         "correct": (n_s,),
+        "n_prompt_truncated": (n_s,),
     }
     for v in attrs["variants"]:
         expected[f"score_{v}"] = (n_s, n_l, n_exp, n_neu)

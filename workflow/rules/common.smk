@@ -73,9 +73,13 @@ def get_recipe(wildcards):
 
 
 def get_task_file(wildcards):
-    """A jsonl task's own file, so editing it re-materialises the task."""
-    scheme, _, ref = TASKS[wildcards.task]["source"].partition(":")
-    return ref if scheme == "jsonl" else []
+    """A task's local file (a jsonl task's own file, a benchmark's local copy), so that
+    editing it re-materialises the task."""
+    task = TASKS[wildcards.task]
+    scheme, _, ref = task["source"].partition(":")
+    if scheme == "jsonl":
+        return ref
+    return task.get("path") or []
 
 
 def get_max_new_tokens(wildcards):
