@@ -185,19 +185,24 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
             real = rebuilt
         err = (rebuilt - real).abs().max().item()
         total = rebuilt.clone()
-        shared = adapter.shared_parts(layer)
-        if shared is not None:
-            (rec,) = [r for r in records if r["slot"] == slot and r["kind"] == "shared"]
-            out = seen[("shared", slot)]["out"]
-            real_s = out.reshape(-1, out.shape[-1])
-            y = rec["h"].reshape(-1, rec["h"].shape[-1]) @ shared.down.weight.T
-            if shared.down.bias is not None:
-                y = y + shared.down.bias
+        shared_records = [r for r in records if r["slot"] == slot and r["kind"] == "shared"]
+        assert len(shared_records) == (layer.shared is not None)
+        for rec in shared_records:
+            h = rec["h"].reshape(-1, rec["h"].shape[-1])
             g = rec["g"]
-            if layer.shared_gate is not None or layer.shared_scale != 1.0:
-                real_s = real_s * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
-                y = y * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
-            err = max(err, (y - real_s).abs().max().item())
+            if torch.is_tensor(g) and g.reshape(h.shape[0], -1).shape[1] > 1:  # g per expert
+                g = g.reshape(h.shape[0], -1)
+                y = (h * g.repeat_interleave(h.shape[1] // g.shape[1], dim=1)) @ rec["down"].T
+            else:
+                y = h @ rec["down"].T
+                shared = adapter.shared_parts(layer)
+                if shared.down.bias is not None:
+                    y = y + shared.down.bias
+                # the shared MLP's own output, before its gate and scale
+                out = seen[("shared", slot)]["out"]
+                err = max(err, (y - out.reshape(-1, out.shape[-1])).abs().max().item())
+                if g is not None:
+                    y = y * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
             total += y
         # the block's own output is the sum of those parts (nothing missed, scales right)
         in_block = layer.shared is None or (

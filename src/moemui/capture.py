@@ -387,12 +387,27 @@ class ContributionCapture:
         state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double())
 
     def _score_shared(self, shared: SharedMlp, slot, x, h, a, layer: MoeLayer) -> None:
+        """Score a shared MLP of width m*N: g is its sigmoid gate (or 1) times its scale."""
         gate, scale = layer.shared_gate, layer.shared_scale
+        g = None
+        if gate is not None:
+            g = torch.sigmoid(gate(x.reshape(-1, x.shape[-1])))  # [T, 1]
+        if scale != 1.0:
+            g = scale if g is None else g * scale
+        self.score_shared_experts(slot, h, a, g, shared.down.weight)
+
+    def score_shared_experts(self, slot, h, a, g, down) -> None:
+        """Fold the shared experts' scores of every position into the batch.
+
+        ``h``, ``a``: ``[..., m*N]`` (the ``glu`` and ``gate`` h, positions flat in
+        batch order); ``g``: None (1), a number, ``[T, 1]`` or, where each of the m
+        virtual experts has its own weight (Inkling), ``[T, m]``; ``down``: the down
+        projection ``[H, m*N]``.
+        """
         if self.records is not None:
-            g = torch.sigmoid(gate(x)) if gate is not None else None
-            if scale != 1.0:
-                g = scale if g is None else g * scale
-            self.records.append({"slot": slot, "kind": "shared", "g": g, "h": h, "act": a})
+            self.records.append(
+                {"slot": slot, "kind": "shared", "g": g, "h": h, "act": a, "down": down}
+            )
         state = self._state
         if state is None:
             return
@@ -407,28 +422,32 @@ class ContributionCapture:
         if pos.numel() == 0:
             return
         m, n = self.geometry.shared_experts, state.n_neurons
-        if gate is not None:
-            g = torch.sigmoid(gate(x.reshape(-1, x.shape[-1])))[pos].float()  # [T_s, 1]
-        else:
-            g = torch.ones(pos.numel(), 1, device=pos.device)
-        if scale != 1.0:
-            g = g * scale
-        proj = state.u @ shared.down.weight.float()  # [T_s, m*N]
+        if torch.is_tensor(g) and g.reshape(n_flat, -1).shape[1] > 1:  # a weight per expert
+            g = g.reshape(n_flat, m)[pos].float()  # [T_s, m]
+            g_full = g.repeat_interleave(n, dim=1)  # [T_s, m*N]
+        else:  # one weight per position
+            if torch.is_tensor(g):
+                g_full = g.reshape(n_flat, 1)[pos].float()
+            else:
+                g_full = torch.full((pos.numel(), 1), 1.0 if g is None else float(g))
+            g = g_full.to(pos.device).expand(-1, m)
+            g_full = g[:, :1]
+        proj = state.u @ down.float()  # [T_s, m*N]
         scores = {}
         for variant in self.variants:
             if variant == "glu":
-                s = g * h[pos].float() * proj
+                s = g_full * h[pos].float() * proj
             elif variant == "gate":
-                s = g * a[pos].float() * proj
+                s = g_full * a[pos].float() * proj
             else:
-                s = g * a[pos].float().expand_as(proj)
+                s = g_full * a[pos].float().expand_as(proj)
             scores[variant] = s.reshape(-1, n)  # [T_s * m, N], virtual experts contiguous
         samples = state.sample_of.repeat_interleave(m)
         virtual = torch.arange(m, device=pos.device).repeat(pos.numel())
         rows = samples * state.n_experts + state.n_routed + virtual
         state.add(slot, rows, samples, scores)
         state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
-        state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double().repeat_interleave(m))
+        state.route_weight[slot].index_add_(0, rows, g.reshape(-1).double())
 
 
 def _gate_activation(experts, proj_out: torch.Tensor) -> torch.Tensor:

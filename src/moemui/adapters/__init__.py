@@ -21,6 +21,7 @@ from moemui.adapters.families import (
     Cohere2MoeAdapter,
     DbrxAdapter,
     GraniteMoeAdapter,
+    InklingAdapter,
     JetMoeAdapter,
     Llama4Adapter,
     LongcatFlashAdapter,
@@ -62,6 +63,7 @@ for _arch, _family, _cls in (
     ("DbrxForCausalLM", "dbrx", DbrxAdapter),
     ("Llama4ForCausalLM", "llama4_text", Llama4Adapter),
     ("JetMoeForCausalLM", "jetmoe", JetMoeAdapter),
+    ("InklingForCausalLM", "inkling_text", InklingAdapter),
 ):
     REGISTRY[_arch] = lambda c=_cls, f=_family: c(f)
 
@@ -71,10 +73,6 @@ UNSUPPORTED: dict[str, str] = {
     "DogeForCausalLM": (
         "Doge's CDMoE uses single-neuron retrieval experts chosen by product-key routing, "
         "not experts with an intermediate layer; N and the expert index have no meaning"
-    ),
-    "InklingForCausalLM": (
-        "Inkling's shared experts are a second fused experts module weighted by the "
-        "router's shared gammas (shared_expert_sink), not a shared MLP; not captured yet"
     ),
 }
 

@@ -273,6 +273,11 @@ class FusedExpertsAdapter:
             return None
         return shared_mlp(layer.shared, name, f"layer {layer.index}")
 
+    def shared_width(self, layer: MoeLayer, name: str = "model") -> int:
+        """The total width m * N of the layer's shared experts (0 without)."""
+        shared = self.shared_parts(layer, name)
+        return 0 if shared is None else shared.width
+
     def check_experts(self, layer: MoeLayer, name: str) -> None:
         """Fail clearly on an experts module the capture cannot mirror."""
         experts = layer.experts
@@ -305,15 +310,13 @@ class FusedExpertsAdapter:
         for layer in layers:
             self.check_experts(layer, name)
             n_routed, n_neurons = self.expert_shape(layer.experts)
-            n_shared = 0
-            shared = self.shared_parts(layer, name)
-            if shared is not None:
-                if shared.width % n_neurons:
-                    raise MoemuiError(
-                        f"{name}: layer {layer.index} shared expert width {shared.width} is not "
-                        f"a multiple of the expert width {n_neurons}"
-                    )
-                n_shared = shared.width // n_neurons
+            width = self.shared_width(layer, name)
+            if width % n_neurons:
+                raise MoemuiError(
+                    f"{name}: layer {layer.index} shared expert width {width} is not "
+                    f"a multiple of the expert width {n_neurons}"
+                )
+            n_shared = width // n_neurons
             shapes.add((n_routed, n_shared, n_neurons))
         if len(shapes) != 1:
             raise MoemuiError(f"{name}: MoE layers differ in geometry {sorted(shapes)}")

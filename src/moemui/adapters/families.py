@@ -277,3 +277,65 @@ class JetMoeAdapter(GenericMoeAdapter):
             block.activation.register_forward_hook(keep_act),
             block.output_linear.register_forward_pre_hook(score),
         ]
+
+
+class _Restore:
+    """A handle that gives a patched module its class's forward back."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def remove(self):
+        self.module.__dict__.pop("forward", None)
+
+
+class InklingAdapter(GenericMoeAdapter):
+    """Inkling: the shared experts are m separate experts (``[m, N, H]`` weights), each
+    weighted by the router's own "gamma" for it, applied to h before the down
+    projection. Each is one shared expert of g = its gamma; the module's forward is
+    mirrored (three ``bmm``), keeping h."""
+
+    def shared_parts(self, layer, name="model"):
+        return None
+
+    def shared_width(self, layer, name="model"):
+        m, _, n = layer.shared.down_proj.shape  # [m, H, N]
+        return int(m * n)
+
+    def install(self, layer, capture, slot):
+        import types
+
+        shared = layer.shared
+
+        def forward(module, hidden_states, gammas):
+            return _inkling_shared_forward(module, capture, slot, hidden_states, gammas)
+
+        shared.forward = types.MethodType(forward, shared)
+        return [_Restore(shared)]
+
+
+def _inkling_shared_forward(self, capture, slot, hidden_states, gammas):
+    """``InklingSharedExperts.forward``, keeping h = act(gate) * up and the gammas."""
+    import torch
+
+    input_shape = hidden_states.shape
+    hidden_states = hidden_states.reshape(1, -1, input_shape[-1]).expand(
+        self.n_shared_experts, -1, -1
+    )
+    gammas = gammas.reshape(-1, self.n_shared_experts, 1).transpose(0, 1)
+    gate = torch.bmm(hidden_states, self.gate_proj.transpose(1, 2))
+    up = torch.bmm(hidden_states, self.up_proj.transpose(1, 2))
+    act = self.act_fn(gate)
+    h = act * up
+    activated = h * gammas
+    down = torch.bmm(activated, self.down_proj.transpose(1, 2))
+    out = down.float().sum(dim=0).to(hidden_states.dtype)
+    m, t, n = h.shape
+    capture.score_shared_experts(
+        slot,
+        h.transpose(0, 1).reshape(t, m * n),
+        act.transpose(0, 1).reshape(t, m * n),
+        gammas[..., 0].transpose(0, 1),  # [T, m]
+        self.down_proj.permute(1, 0, 2).reshape(self.down_proj.shape[1], m * n),
+    )
+    return out.view(input_shape)

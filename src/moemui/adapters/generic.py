@@ -85,6 +85,13 @@ class GenericMoeAdapter(FusedExpertsAdapter):
                 )
             path, experts = experts_at[0]
             block = layer.get_submodule(path.rsplit(".", 1)[0]) if "." in path else None
+            latent = getattr(block, "fc2_latent_proj", None)  # NemotronH with moe_latent_size
+            if latent is not None and type(latent).__name__ != "Identity":
+                raise MoemuiError(
+                    f"decoder layer {index}: the experts work in a latent space projected "
+                    "back by fc2_latent_proj; a neuron's write vector is not its down "
+                    "projection column (not supported)"
+                )
             shared, gate = self._shared(block, layer)
             routed_scale, shared_scale = self.scales(block, shared)
             found.append(
