@@ -294,6 +294,23 @@ def test_family_rebuilds_and_keeps_logits(arch):
     assert worst <= 1e-5, f"{arch}: max abs rebuild error {worst:.3g} per layer {errors}"
 
 
+@pytest.mark.parametrize("arch", sorted(set(FAMILIES) - set(UNSUPPORTED)))
+def test_inspect_reads_geometry_from_a_config_alone(arch, tmp_path):
+    """What ``moemui inspect DIR`` reads: a directory with only config.json, built on the
+    meta device, gives the same geometry as the model itself."""
+    from moemui.sources import model_skeleton
+
+    model = tiny_model(FAMILIES[arch])
+    model.config.architectures = [arch]  # as save_pretrained writes it
+    model.config.save_pretrained(tmp_path)
+    skeleton = model_skeleton(str(tmp_path), "m")
+    assert next(skeleton.parameters()).device.type == "meta"
+    info = adapter_for(skeleton).geometry(skeleton).as_dict()
+    assert info == adapter_for(model).geometry(model).as_dict()
+    for key in ("moe_layers", "dense_layers", "routed_experts", "shared_experts", "top_k"):
+        assert info[key] is not None
+
+
 def test_discovery_finds_the_issue_families():
     expected = {
         "MixtralForCausalLM",

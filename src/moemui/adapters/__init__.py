@@ -71,8 +71,10 @@ for _arch, _family, _cls in (
 #: capturing one fails with this reason.
 UNSUPPORTED: dict[str, str] = {
     "DogeForCausalLM": (
-        "Doge's CDMoE uses single-neuron retrieval experts chosen by product-key routing, "
-        "not experts with an intermediate layer; N and the expert index have no meaning"
+        "Doge's CDMoE adds to a dense MLP up to tens of thousands of single-neuron experts "
+        "(one down and one up embedding each) picked by product-key retrieval; there is no "
+        "experts module with an intermediate layer to capture, and this capture is not "
+        "implemented"
     ),
 }
 
