@@ -221,7 +221,12 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
 
 
 def check_family(model_type: str) -> dict[int, float]:
-    model = tiny_model(model_type)
+    return check_family_model(tiny_model(model_type))
+
+
+def check_family_model(model) -> dict[int, float]:
+    """Run ``model`` with and without capture; per MoE layer, the max rebuild error."""
+    model_type = model.config.model_type
     adapter = adapter_for(model)
     layers = adapter.moe_layers(model)
     assert layers, f"{model_type}: no MoE layer found"
@@ -360,3 +365,61 @@ def test_half_precision_scores_are_finite_and_close_to_float32(model_type, dtype
         scale = float(abs(full).max())
         worst = float(abs(half - full).max())
         assert worst <= 0.1 * scale, f"{variant}: max abs difference {worst:.3g}, scale {scale:.3g}"
+
+
+def _routed_picks(model, adapter, skip_zero_weight: bool) -> list[int]:
+    """Per MoE layer, the picks of a real (routed, not identity/skip) expert at the
+    positions ``score_batch`` scores (target ``next``), read from the experts' inputs."""
+    ids, mask = _ids()
+    seen = {}
+    layers = adapter.moe_layers(model)
+    hooks = [
+        la.experts.register_forward_hook(
+            lambda m, a, o, s=slot: seen.__setitem__(s, (a[1].detach(), a[2].detach()))
+        )
+        for slot, la in enumerate(layers)
+    ]
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask, use_cache=False)
+    for h in hooks:
+        h.remove()
+    width = ids.shape[1]
+    scored = torch.zeros(ids.shape, dtype=torch.bool)
+    for b, (p, r) in enumerate(zip(PROMPTS, RESPONSES, strict=True)):
+        scored[b, len(p) - 1 : len(p) + len(r) - 1] = bool(r)
+    counts = []
+    n_routed = adapter.geometry(model).routed_experts
+    for slot in range(len(layers)):
+        index, weight = (t.reshape(3 * width, -1) for t in seen[slot])
+        real = index < n_routed
+        if skip_zero_weight:
+            real &= weight != 0
+        counts.append(int(real[scored.reshape(-1)].sum()))
+    return counts
+
+
+def test_zaya_skip_picks_route_no_neuron():
+    model = tiny_model("zaya")
+    adapter = adapter_for(model)
+    router = adapter.moe_layers(model)[1].block.gate
+    with torch.no_grad():
+        router.balancing_biases[-1] = 0.2  # the skip class wins for some tokens
+    picks = _routed_picks(model, adapter, skip_zero_weight=True)
+    total = 8 * model.config.num_experts_per_tok  # 8 scored positions
+    assert picks[1] < total  # some picks are skips
+    with ContributionCapture(model, adapter, ("glu",), k_top=8) as cap:
+        out = cap.score_batch(PROMPTS, RESPONSES, "next")
+    assert out.route_tokens.sum(axis=(0, 2)).tolist() == picks
+    errors = check_family_model(model)
+    assert max(errors.values()) <= 1e-5, errors
+
+
+def test_longcat_identity_experts_route_no_neuron():
+    model = tiny_model("longcat_flash")
+    adapter = adapter_for(model)
+    picks = _routed_picks(model, adapter, skip_zero_weight=False)
+    assert min(picks) < 8 * model.config.num_experts_per_tok  # identity experts were picked
+    with ContributionCapture(model, adapter, ("glu",), k_top=8) as cap:
+        out = cap.score_batch(PROMPTS, RESPONSES, "next")
+    assert out.route_tokens.sum(axis=(0, 2)).tolist() == picks
+    assert out.route_tokens.shape[-1] == adapter.geometry(model).routed_experts
