@@ -77,6 +77,7 @@ EXTRA: dict[str, dict] = {
     "mimo_v2_flash": {"num_key_value_heads": 2},  # sliding layers double the kv heads
     "hunyuan_v1_moe": {"head_dim": 8},
     "lfm2_moe": {"layer_types": ["conv", "full_attention", "full_attention"]},
+    "doge": {"is_moe": True, "num_experts": 16, "num_experts_per_tok": 4},
     "gemma4_text": {
         "enable_moe_block": True,
         "num_experts": 6,
@@ -148,6 +149,10 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+def _first(value):
+    return value[0] if isinstance(value, tuple) else value
+
+
 def _detach(value):
     return value.detach() if torch.is_tensor(value) else value
 
@@ -179,9 +184,10 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
                 zero = index.reshape(-1, index.shape[-1])[:, k] >= n_routed
                 w = weights.reshape(-1, index.shape[-1])[:, k]
                 rebuilt[zero] += (w[zero, None] * flat_x[zero]) * layer.routed_scale
-        elif len(args) == 1:  # Llama-4: every expert on every (input-scaled) token
+        elif len(args) == 1 and layer.experts is not layer.block:  # Llama-4: all experts, all
+            # (input-scaled) tokens
             real = out.view(n_routed, n_tokens, -1).sum(0)
-        else:  # JetMoE: per-pair outputs; the block check below covers it
+        else:  # JetMoE (per-pair outputs), Doge (the block itself): the block check covers it
             real = rebuilt
         err = (rebuilt - real).abs().max().item()
         total = rebuilt.clone()
@@ -198,9 +204,9 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
                 shared = adapter.shared_parts(layer)
                 if shared.down.bias is not None:
                     y = y + shared.down.bias
-                # the shared MLP's own output, before its gate and scale
-                out = seen[("shared", slot)]["out"]
-                err = max(err, (y - out.reshape(-1, out.shape[-1])).abs().max().item())
+                if layer.shared is not layer.block:  # its own output, before gate and scale
+                    out = seen[("shared", slot)]["out"]
+                    err = max(err, (y - out.reshape(-1, out.shape[-1])).abs().max().item())
                 if g is not None:
                     y = y * (g.reshape(-1, 1) if torch.is_tensor(g) else g)
             total += y
@@ -237,7 +243,8 @@ def check_family_model(model) -> dict[int, float]:
         hooks.append(
             layer.experts.register_forward_hook(
                 lambda m, a, o, s=slot: seen.__setitem__(
-                    ("routed", s), {"args": [_detach(t) for t in a], "out": o.detach().clone()}
+                    ("routed", s),
+                    {"args": [_detach(t) for t in a], "out": _detach(_first(o)).clone()},
                 )
             )
         )
@@ -262,7 +269,7 @@ def check_family_model(model) -> dict[int, float]:
             hooks.append(
                 layer.shared.register_forward_hook(
                     lambda m, a, o, s=slot: seen.__setitem__(
-                        ("shared", s), {"out": o.detach().clone()}
+                        ("shared", s), {"out": _first(o).detach().clone()}
                     )
                 )
             )

@@ -102,13 +102,22 @@ def test_inspect_saved_directory_without_tokenizer(saved, capsys, model_type, ex
     assert code == 0 and "routed_experts: 6" in out
 
 
-def test_unsupported_family_fails_with_its_reason(saved, capsys):
-    from moemui.adapters import UNSUPPORTED
+def test_unsupported_family_fails_with_its_reason(saved, capsys, monkeypatch):
+    """A family listed in UNSUPPORTED fails at inspect, load and capture with its reason."""
+    from moemui.adapters import UNSUPPORTED, adapter_for
     from moemui.sources import load_model
 
-    path = saved("doge")
+    reason = "its experts cannot be captured (a reason given for the test)"
+    monkeypatch.setitem(UNSUPPORTED, "OlmoeForCausalLM", reason)
+    path = saved("olmoe")
     code, _, err = _inspect([str(path)], capsys)
     assert code == 2
-    assert UNSUPPORTED["DogeForCausalLM"] in err
-    with pytest.raises(MoemuiError, match="DogeForCausalLM is not supported: Doge's CDMoE"):
+    assert err.strip().splitlines()[-1] == (
+        f"ERROR: model {str(path)!r}: architecture OlmoeForCausalLM is not supported: {reason}"
+    )
+    with pytest.raises(MoemuiError, match="OlmoeForCausalLM is not supported: its experts"):
         load_model(str(path), "m", tokenizer=False, device="cpu")
+    from test_families import tiny_model
+
+    with pytest.raises(MoemuiError, match="OlmoeForCausalLM is not supported: its experts"):
+        adapter_for(tiny_model("olmoe"))

@@ -371,7 +371,11 @@ class ContributionCapture:
         # [E, H, N]: column j of expert e is down[e, :, j] (transposed layouts: [E, N, H])
         down = self.adapter.down_weights(experts).float()
         transposed = not self.adapter.down_transposed(experts)
-        proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=transposed)
+        if self.geometry.neurons_per_expert % 4 == 0:
+            proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=transposed)
+        else:  # grouped_mm needs 16-byte strides; tiny experts (Doge's single neurons)
+            spec = "ph,phn->pn" if transposed else "ph,pnh->pn"
+            proj = torch.einsum(spec, state.u[rows_u], down[exp])
         samples = tok // (state.u_index.numel() // state.batch_size)
         rows = samples * state.n_experts + exp
         scores = {}

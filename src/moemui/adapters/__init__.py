@@ -20,6 +20,7 @@ from moemui.adapters.families import (
     BlockScaledAdapter,
     Cohere2MoeAdapter,
     DbrxAdapter,
+    DogeAdapter,
     GraniteMoeAdapter,
     InklingAdapter,
     JetMoeAdapter,
@@ -64,19 +65,13 @@ for _arch, _family, _cls in (
     ("Llama4ForCausalLM", "llama4_text", Llama4Adapter),
     ("JetMoeForCausalLM", "jetmoe", JetMoeAdapter),
     ("InklingForCausalLM", "inkling_text", InklingAdapter),
+    ("DogeForCausalLM", "doge", DogeAdapter),
 ):
     REGISTRY[_arch] = lambda c=_cls, f=_family: c(f)
 
 #: Discovered MoE architectures that cannot be captured, and why. Loading or
 #: capturing one fails with this reason.
-UNSUPPORTED: dict[str, str] = {
-    "DogeForCausalLM": (
-        "Doge's CDMoE adds to a dense MLP up to tens of thousands of single-neuron experts "
-        "(one down and one up embedding each) picked by product-key retrieval; there is no "
-        "experts module with an intermediate layer to capture, and this capture is not "
-        "implemented"
-    ),
-}
+UNSUPPORTED: dict[str, str] = {}
 
 
 def unsupported_reason(arch: str) -> str | None:

@@ -242,6 +242,9 @@ class FusedExpertsAdapter:
         """The unembedding matrix ``[vocab, H]`` (lm_head weight)."""
         return model.get_output_embeddings().weight
 
+    #: Whether the routed experts are GLUs (None: the experts module's ``has_gate``).
+    glu: bool | None = None
+
     #: Whether the capture replaces the experts module's forward (else ``install`` alone
     #: reads h, through hooks).
     patches_experts: bool = True
@@ -325,7 +328,7 @@ class FusedExpertsAdapter:
         experts = layers[0].experts
         # None: not stated in the config (the family's router code decides)
         extra = {
-            "glu": bool(getattr(experts, "has_gate", True)),
+            "glu": bool(getattr(experts, "has_gate", True)) if self.glu is None else self.glu,
             "scoring": None,
             "normalise_topk": None,
             **routing_info(model.config.get_text_config()),

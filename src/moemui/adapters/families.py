@@ -339,3 +339,73 @@ def _inkling_shared_forward(self, capture, slot, hidden_states, gammas):
         self.down_proj.permute(1, 0, 2).reshape(self.down_proj.shape[1], m * n),
     )
     return out.view(input_shape)
+
+
+class DogeAdapter(GenericMoeAdapter):
+    """Doge's CDMoE: a dense GLU MLP (the shared expert, N = 1: one shared expert per
+    neuron) plus single-neuron retrieval experts picked by product keys.
+
+    Routed expert e is one neuron: h = act(<down_embed[e], x>) (no GLU: ``gate`` =
+    ``glu``), d = ``up_embed[e]``, g = its routing weight. The block's forward is
+    mirrored to keep h; the dense MLP is read by hooks like any shared MLP.
+    """
+
+    glu = False
+
+    def moe_layers(self, model):
+        return [
+            MoeLayer(index, layer.mlp, shared=layer.mlp, block=layer.mlp)
+            for index, layer in enumerate(self.decoder_layers(model))
+            if hasattr(getattr(layer, "mlp", None), "up_embed")
+        ]
+
+    def check_experts(self, layer, name):
+        return None
+
+    def expert_shape(self, experts):
+        return int(experts.num_experts), 1
+
+    def down_weights(self, experts):
+        return experts.up_embed.weight.unsqueeze(-1)  # [E, H, 1]
+
+    def experts_forward(self, layer):
+        return _doge_forward
+
+
+def _doge_forward(self, capture, slot, hidden_states, **kwargs):
+    """``DogeCDMoE.forward``, keeping each retrieval expert's h."""
+    import torch
+    import torch.nn.functional as F
+
+    bsz, seq_len, _ = hidden_states.shape
+    router_logits = self.router_gate(hidden_states).view(2, bsz * seq_len, -1)
+    (scores_x, scores_y), (indices_x, indices_y) = router_logits.topk(self.num_keys, dim=-1)
+    all_scores = scores_x.unsqueeze(-1) + scores_y.unsqueeze(-2)
+    all_indices = indices_x.unsqueeze(-1) * self.num_keys + indices_y.unsqueeze(-2)
+    all_scores = all_scores.view(*all_scores.shape[:-2], -1)
+    all_indices = all_indices.view(*all_indices.shape[:-2], -1)
+    scores, position_indices = all_scores.topk(self.top_k, dim=-1)
+    indices = all_indices.gather(-1, position_indices)
+    routing_weights = F.softmax(scores, dim=-1)
+    if self.norm_topk_prob:
+        routing_weights /= routing_weights.sum(dim=-1, keepdim=True)
+    down_embed = self.down_embed(indices)
+    up_embed = self.up_embed(indices)
+    experts_weights = torch.matmul(down_embed, hidden_states.view(bsz * seq_len, -1, 1)).view(
+        bsz * seq_len, -1
+    )
+    act = self.act_fn(experts_weights)
+    experts_weights = act * routing_weights
+    experts_states = torch.matmul(experts_weights.view(bsz * seq_len, 1, -1), up_embed).view(
+        bsz, seq_len, -1
+    )
+    hidden_states = self.down_proj(
+        self.act_fn(self.gate_proj(hidden_states)) * self.up_proj(hidden_states)
+    )
+    hidden_states = hidden_states + experts_states
+    flat = indices.reshape(-1)
+    expert, order = torch.sort(flat, stable=True)
+    token = order // indices.shape[-1]
+    h = act.reshape(-1, 1)[order]
+    capture._score_routed(self, slot, token, expert, routing_weights.reshape(-1)[order], h, h)
+    return hidden_states, router_logits
