@@ -38,6 +38,28 @@ MUI_COLUMNS = [
     "n_samples",
 ]
 MODEL_RULES = {"build_model", "make_task", "generate_responses", "capture_scores"}
+#: The cheap whole-experiment analysis and chart jobs of the tiny config (one each): any
+#: change of results re-runs those whose tables it touches.
+ANALYSIS_JOBS = {
+    "tabulate_experts": 1,
+    "tabulate_robustness": 1,
+    "tabulate_mui_performance": 1,
+    "tabulate_diversity": 1,
+    "bundle_vega": 1,
+    "draw_mui_performance": 1,
+    "draw_key_experts": 1,
+    "draw_top_experts": 1,
+    "draw_threshold_robustness": 1,
+    "draw_diversity": 1,
+}
+
+
+def split_analysis_jobs(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` without the analysis and chart jobs, after checking those are among
+    the tiny config's (once each)."""
+    analysis = {rule: n for rule, n in counts.items() if rule in ANALYSIS_JOBS}
+    assert analysis.items() <= ANALYSIS_JOBS.items(), analysis
+    return {rule: n for rule, n in counts.items() if rule not in ANALYSIS_JOBS}
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -115,6 +137,7 @@ def test_run_completes_with_the_expected_jobs(tiny_run):
         "compute_mui": 4,
         "index_store": 1,
         "aggregate_mui": 1,
+        **ANALYSIS_JOBS,
         "all": 1,
     }
     assert sorted(finished_rules(tiny_run.output)) == sorted(
@@ -124,6 +147,7 @@ def test_run_completes_with_the_expected_jobs(tiny_run):
         + ["capture_scores"] * 4
         + ["compute_mui"] * 4
         + ["tabulate_performance", "index_store", "aggregate_mui", "all"]
+        + list(ANALYSIS_JOBS)
     )
     # The Snakefile's `configfile: "config/config.yaml"` is relative to the working
     # directory: with --directory elsewhere and --configfile given, the repository's
@@ -161,6 +185,49 @@ def test_mui_table_per_cell_tables_concatenate(finished_run):
         for t in TASKS
     ]
     pd.testing.assert_frame_equal(table, pd.concat(parts, ignore_index=True))
+
+
+@pytest.mark.workflow
+def test_run_config_records_the_merged_config(finished_run):
+    import yaml
+
+    from moemui import __version__
+    from moemui.config import config_hash
+
+    path = finished_run.results / "run_config.yaml"
+    text = path.read_text()
+    assert yaml.safe_load(text) == finished_run.config  # defaults filled in
+    assert f"# moemui {__version__}; config hash {config_hash(finished_run.config)}" in text
+
+
+@pytest.mark.workflow
+def test_correct_only_adds_columns_and_runs_no_model_job(
+    finished_run, tmp_path_factory, write_config, run_snakemake
+):
+    from moemui.metrics import mui_table
+    from moemui.store import open_group
+
+    workdir = tmp_path_factory.mktemp("correct-only") / "run"
+    shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
+    write_config(workdir, dict(finished_run.config, correct_only=True))
+    proc = run_snakemake(workdir)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    done = set(finished_rules(proc.stdout))
+    assert not MODEL_RULES & done and {"compute_mui", "aggregate_mui"} <= done
+    table = pd.read_csv(workdir / "results" / "tables" / "mui.csv")
+    assert list(table.columns[: len(MUI_COLUMNS)]) == MUI_COLUMNS
+    assert {"mui_correct", "key_neurons_correct", "n_samples_correct"} <= set(table.columns)
+    store = workdir / "results" / "activations.zarr"
+    for (model, task), part in table.groupby(["model", "task"]):
+        ds = open_group(store, model, task)
+        right = ds.isel(sample=np.flatnonzero(ds["correct"].values))
+        assert (part["n_samples_correct"] == right.sizes["sample"]).all()
+        if right.sizes["sample"]:
+            alone = mui_table(right, THRESHOLDS, model, task).set_index(["variant", "threshold"])
+            got = part.set_index(["variant", "threshold"])
+            assert np.array_equal(got["mui_correct"].loc[alone.index], alone["mui"])
+        else:
+            assert part["mui_correct"].isna().all()
 
 
 @pytest.mark.workflow
@@ -220,7 +287,9 @@ def test_store_group(finished_run, model, task):
         "route_weight",
         "n_tokens",
         "correct",
+        "n_prompt_truncated",
     }
+    assert not ds["n_prompt_truncated"].values.any()  # every prompt fits the context
     assert {"sample", "layer", "expert", "expert_kind", "neuron"} <= set(ds.coords)
 
     samples = read_jsonl(finished_run.results / "tasks" / f"{task}.jsonl")
@@ -325,12 +394,13 @@ def test_changing_thresholds_reruns_only_the_tables(
     dry = run_snakemake(workdir, "-n", timeout=300)
     assert dry.returncode == 0, dry.stdout[-4000:]
     counts = job_counts(dry.stdout)
-    assert counts == {"compute_mui": 4, "aggregate_mui": 1, "all": 1}, dry.stdout[-4000:]
+    expected = {"compute_mui": 4, "aggregate_mui": 1, "all": 1}
+    assert split_analysis_jobs(counts) == expected, dry.stdout[-4000:]
     assert not MODEL_RULES & set(counts)
 
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert set(finished_rules(proc.stdout)) == {"compute_mui", "aggregate_mui", "all"}
+    assert set(finished_rules(proc.stdout)) - set(ANALYSIS_JOBS) == set(expected)
     assert {p: p.stat().st_mtime_ns for p in model_outputs} == mtimes
 
     table = pd.read_csv(workdir / "results" / "tables" / "mui.csv")
@@ -401,7 +471,7 @@ def test_adding_a_model_or_task_schedules_only_its_jobs(
         f"add-{section}",
         **{section: [entry]},
     )
-    assert job_counts(out) == {builder: 1, **ADDED_JOBS}
+    assert split_analysis_jobs(job_counts(out)) == {builder: 1, **ADDED_JOBS}
     assert set(re.findall(pattern, out)) == {entry["id"]}
 
 

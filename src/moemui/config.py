@@ -50,6 +50,19 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def write_run_config(config: dict, path: str | os.PathLike) -> None:
+    """Write the merged, validated config of a run as YAML, headed by its hash and the
+    package version (``results/run_config.yaml``)."""
+    from moemui import __version__
+    from moemui.io import atomic_write_text
+
+    header = (
+        "# The merged config of the last run (config files, --config, defaults filled).\n"
+        f"# moemui {__version__}; config hash {config_hash(config)}\n"
+    )
+    atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))
+
+
 def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)

@@ -1,7 +1,13 @@
 import json
 
 from moemui import __version__ as MOEMUI_VERSION
-from moemui.config import all_models, config_hash, load_schema, validate_config
+from moemui.config import (
+    all_models,
+    config_hash,
+    load_schema,
+    validate_config,
+    write_run_config,
+)
 from moemui.errors import MoemuiError
 from moemui.sources import parse_source
 from moemui.train import checkpoint_dir, parse_trained, recipe_spec
@@ -117,3 +123,8 @@ def get_store_groups(wildcards=None):
 def get_trajectory_table(wildcards=None):
     """The trajectory table, when the config has a checkpoint series."""
     return "results/tables/trajectory.csv" if SERIES else []
+
+
+onstart:
+    # the merged config of this run, next to its results (not written by a dry run)
+    write_run_config(config, "results/run_config.yaml")

@@ -21,7 +21,7 @@ from moemui.analyses.performance import family_fits, mui_performance
 from moemui.analyses.robustness import robustness_table
 from moemui.errors import MoemuiError
 from moemui.pipeline import write_csv
-from moemui.store import open_group
+from moemui.store import open_or_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _open(path: str | os.PathLike):
     store, model, task = split_group(path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
-        return model, task, open_group(store, model, task)
+        return model, task, open_or_set_aside(store, model, task)
 
 
 def _named(model: str, task: str, fn, *args):
