@@ -87,7 +87,7 @@ def cmd_mui(args) -> None:
     from moemui.pipeline import mui_cell
 
     store, model, task = _group(args.group)
-    mui_cell(store, model, task, args.thresholds, args.out)
+    mui_cell(store, model, task, args.thresholds, args.out, correct_only=args.correct_only)
 
 
 def cmd_performance(args) -> None:
@@ -380,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mui", help="MUI of one store group at thresholds")
     p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
     p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument(
+        "--correct-only",
+        action="store_true",
+        help="also MUI over the correctly answered samples (extra columns)",
+    )
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_mui)
 

@@ -11,11 +11,12 @@ rule compute_mui:
         "../../envs/tables.yaml"
     params:
         thresholds=config["thresholds"],
+        correct_only="--correct-only" if config["correct_only"] else "",
         version=MOEMUI_VERSION,
     shell:
         """
         moemui mui --group {input:q} --thresholds {params.thresholds} \
-            --out {output:q} 2>{log:q}
+            {params.correct_only} --out {output:q} 2>{log:q}
         """
 
 
