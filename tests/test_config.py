@@ -328,9 +328,9 @@ def test_shipped_config_validates_with_defaults():
     models = all_models(config)
     assert [m["id"] for m in models] == [
         "olmoe-v1",
-        "qwen2moe-v1",
+        "glm4moe-v1",
         *(f"olmoe-v2-step{s}" for s in (150, 300, 450, 600)),
-        *(f"qwen2moe-v2-step{s}" for s in (150, 300, 450, 600)),
+        *(f"glm4moe-v2-step{s}" for s in (150, 300, 450, 600)),
     ]
     for model in models:
         assert model["revision"] == "main"
