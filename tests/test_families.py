@@ -40,7 +40,7 @@ SMALL = [
     (r"key_value_heads$", 4),
     (r"head_dim$", 8),
     (r"^(num_experts|num_local_experts|n_routed_experts|moe_num_experts)$", 6),
-    (r"^(num_experts_per_tok|num_experts_per_token|moe_topk|top_k_experts|moe_top_k)$", 2),
+    (r"^(num_experts_per_tok|num_experts_per_token|moe_topk|top_k_experts|moe_top_k|moe_k)$", 2),
     (r"(kv|q|o)_lora_rank$", 16),
     (r"index_n_heads$", 2),
     (r"index_topk", 8),
@@ -75,7 +75,7 @@ EXTRA: dict[str, dict] = {
     "deepseek_v2": {"topk_method": "greedy", "num_experts_per_tok": 2},
     "dots1": {"n_routed_experts": 6, "n_shared_experts": 1, "num_experts_per_tok": 2},
     "mimo_v2_flash": {"num_key_value_heads": 2},  # sliding layers double the kv heads
-    "hunyuan_v1_moe": {"head_dim": 8},
+    "hunyuan_v1_moe": {"head_dim": 8, "num_experts": 6, "moe_topk": 2},
     "lfm2_moe": {"layer_types": ["conv", "full_attention", "full_attention"]},
     "doge": {"is_moe": True, "num_experts": 16, "num_experts_per_tok": 4},
     "gemma4_text": {

@@ -205,6 +205,22 @@ def routing_info(config) -> dict:
     return info
 
 
+def router_scoring(block) -> str | None:
+    """``softmax`` or ``sigmoid``: the scoring function the block's router (``gate`` or
+    ``router``) applies, read from its forward's source; None when it cannot tell."""
+    import inspect
+
+    router = getattr(block, "router", None) or getattr(block, "gate", None)
+    if router is None or not hasattr(type(router), "forward"):
+        return None
+    try:
+        source = inspect.getsource(type(router).forward)
+    except (OSError, TypeError):
+        return None
+    found = [f for f in ("softmax", "sigmoid") if f in source]
+    return found[0] if len(found) == 1 else None
+
+
 class FusedExpertsAdapter:
     """Families whose decoder layers hold ``mlp.experts``, a fused experts module.
 
@@ -329,7 +345,7 @@ class FusedExpertsAdapter:
         # None: not stated in the config (the family's router code decides)
         extra = {
             "glu": bool(getattr(experts, "has_gate", True)) if self.glu is None else self.glu,
-            "scoring": None,
+            "scoring": router_scoring(layers[0].block),
             "normalise_topk": None,
             **routing_info(model.config.get_text_config()),
         }
