@@ -4,8 +4,6 @@ known failures end in one ``ERROR:`` line."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,6 @@ import pytest
 
 from moemui.config import analysis_settings, load_schema, validate_config
 from moemui.errors import MoemuiError
-
-HEAVY = ("torch", "transformers", "altair", "vl_convert")
 
 
 def test_defaults_fill_the_section(tiny_config):
@@ -159,24 +155,7 @@ def _write_group(root: Path, model: str, task: str, seed: int, n: int = 5) -> st
     return str(root / model / task)
 
 
-def _run_without_heavy(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    code = (
-        "import sys\n"
-        f"HEAVY = {HEAVY!r}\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in HEAVY:\n"
-        "            raise ImportError(f'{name} is not in the tables env')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from moemui.cli import main\n"
-        f"sys.exit(main({argv!r}))\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
-    )
-
-
-def test_analysis_table_commands_run_without_heavy_packages(tmp_path):
+def test_analysis_table_commands_run_without_heavy_packages(tmp_path, run_without_heavy):
     store = tmp_path / "act.zarr"
     groups = [
         _write_group(store, model, task, seed)
@@ -206,7 +185,7 @@ def test_analysis_table_commands_run_without_heavy_packages(tmp_path):
         + ["--draws", "3", "--out", "d.csv"],
     ]
     for argv in steps:
-        done = _run_without_heavy(argv, tmp_path)
+        done = run_without_heavy(argv, tmp_path)
         assert done.returncode == 0, f"moemui {argv[0]}: {done.stderr}"
     experts = pd.read_csv(tmp_path / "e.csv")
     assert len(experts) == 4 * 2 * 2 * 2 * 4  # cells x variants x thresholds x layers x experts

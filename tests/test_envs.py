@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -24,7 +22,6 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 #: What each stage's env adds to pyproject's core dependencies (its extras).
 STAGE_EXTRAS = {"model.yaml": ["model"], "tables.yaml": ["data"], "charts.yaml": ["charts"]}
 #: Packages the table steps must run without.
-HEAVY = ("torch", "transformers", "tokenizers", "safetensors", "altair", "vl_convert")
 
 
 def _pins(requirements) -> dict[str, str]:
@@ -102,24 +99,6 @@ def test_model_rules_are_the_model_commands():
     }
 
 
-def _run_without_heavy(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``moemui ARGV`` in a fresh interpreter where the HEAVY packages cannot be imported."""
-    code = (
-        "import sys\n"
-        f"HEAVY = {HEAVY!r}\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in HEAVY:\n"
-        "            raise ImportError(f'{name} is not in the tables env')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from moemui.cli import main\n"
-        f"sys.exit(main({argv!r}))\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
-    )
-
-
 def _write_group(root: Path, model: str, task: str, seed: int) -> None:
     from moemui.adapters import Geometry
     from moemui.capture import BatchScores
@@ -142,7 +121,7 @@ def _write_group(root: Path, model: str, task: str, seed: int) -> None:
     writer.publish()
 
 
-def test_table_steps_run_without_torch_transformers_or_altair(tmp_path):
+def test_table_steps_run_without_torch_transformers_or_altair(tmp_path, run_without_heavy):
     """Every command the tables env's rules run, on real inputs, with the heavy packages
     unimportable: the tables env needs none of them."""
     store = tmp_path / "act.zarr"
@@ -197,7 +176,7 @@ def test_table_steps_run_without_torch_transformers_or_altair(tmp_path):
     analyses = {"experts", "robustness", "mui-performance", "diversity"}
     assert {s[0] for s in steps} | analyses >= _commands_in("tables.yaml")
     for argv in steps:
-        done = _run_without_heavy(argv, tmp_path)
+        done = run_without_heavy(argv, tmp_path)
         assert done.returncode == 0, f"moemui {argv[0]}: {done.stderr}"
     assert len((tmp_path / "tasks/arith.jsonl").read_text().splitlines()) == 5
     assert (store / "zarr.json").is_file()
@@ -212,7 +191,7 @@ def test_table_steps_run_without_torch_transformers_or_altair(tmp_path):
     assert set(later["phase"]) <= {"accumulating", "evolving"}
 
 
-def test_blocker_really_blocks(tmp_path):
+def test_blocker_really_blocks(tmp_path, run_without_heavy):
     """The check above would prove nothing if the heavy packages still imported."""
-    done = _run_without_heavy(["inspect", "builtin:olmoe_tiny", "--json"], tmp_path)
+    done = run_without_heavy(["inspect", "builtin:olmoe_tiny", "--json"], tmp_path)
     assert done.returncode != 0 and "is not in the tables env" in done.stderr

@@ -68,10 +68,8 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> float:
     return time.monotonic() - start
 
 
-def test_capture_killed_at_twelve_points_then_rerun_equals_an_uninterrupted_run(cell):
-    store = cell["root"] / "killed.zarr"
-    group = store / "m" / "arith"
-    argv = _moemui(
+def _capture_argv(cell, out: Path, batch_size: int = 4) -> list[str]:
+    return _moemui(
         "capture",
         "--model-id",
         "m",
@@ -84,12 +82,18 @@ def test_capture_killed_at_twelve_points_then_rerun_equals_an_uninterrupted_run(
         "--responses",
         str(cell["responses"]),
         "--out",
-        str(group),
+        str(out),
         "--batch-size",
-        "1",
+        str(batch_size),
         "--device",
         "cpu",
     )
+
+
+def test_capture_killed_at_twelve_points_then_rerun_equals_an_uninterrupted_run(cell):
+    store = cell["root"] / "killed.zarr"
+    group = store / "m" / "arith"
+    argv = _capture_argv(cell, group, batch_size=1)
 
     def partials():
         return sorted(group.parent.glob(".arith.partial-*")) if group.parent.exists() else []
@@ -212,28 +216,6 @@ def mounts():
     yield mounted
     for path in reversed(mounted):
         subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def _capture_argv(cell, out: Path) -> list[str]:
-    return _moemui(
-        "capture",
-        "--model-id",
-        "m",
-        "--source",
-        str(cell["model"]),
-        "--task-id",
-        "arith",
-        "--tasks",
-        str(cell["tasks"]),
-        "--responses",
-        str(cell["responses"]),
-        "--out",
-        str(out),
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-    )
 
 
 def test_disk_full_fails_clearly_and_leaves_no_partial_group(cell, tmp_path, mounts):

@@ -137,6 +137,17 @@ def _from_config(config, **kwargs):
         return AutoModelForCausalLM.from_config(type(config).from_dict(config.to_dict()), **kwargs)
 
 
+def _location(path_or_id: str, model: str, revision: str | None) -> tuple[str, dict, bool]:
+    """Where ``from_pretrained`` loads model ``model`` from: (a local directory or a Hub
+    id, the ``revision`` keyword for a Hub id, whether it is a local directory)."""
+    local = Path(path_or_id).expanduser()
+    if local.is_dir():
+        return str(local), {}, True
+    if parse_source(path_or_id, model).kind != "hub":
+        raise MoemuiError(f"model {model!r}: local model directory {path_or_id} does not exist")
+    return path_or_id, {"revision": revision or "main"}, False
+
+
 def model_skeleton(path_or_id: str, model: str, revision: str | None = None):
     """The model of a directory or Hub id built from its config alone, on the meta device.
 
@@ -146,12 +157,7 @@ def model_skeleton(path_or_id: str, model: str, revision: str | None = None):
     import torch
     from transformers import AutoConfig
 
-    local = Path(path_or_id).expanduser()
-    is_dir = local.is_dir()
-    if not is_dir and parse_source(path_or_id, model).kind != "hub":
-        raise MoemuiError(f"model {model!r}: local model directory {path_or_id} does not exist")
-    where = str(local) if is_dir else path_or_id
-    kwargs = {} if is_dir else {"revision": revision or "main"}
+    where, kwargs, _ = _location(path_or_id, model, revision)
     try:
         config = AutoConfig.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as err:
@@ -199,12 +205,7 @@ def load_model(
         raise MoemuiError(
             f"model {model!r}: unknown dtype {dtype!r}; expected one of {list(DTYPES)}"
         )
-    local = Path(path_or_id).expanduser()
-    is_dir = local.is_dir()
-    if not is_dir and parse_source(path_or_id, model).kind != "hub":
-        raise MoemuiError(f"model {model!r}: local model directory {path_or_id} does not exist")
-    where = str(local) if is_dir else path_or_id
-    kwargs = {} if is_dir else {"revision": revision or "main"}
+    where, kwargs, is_dir = _location(path_or_id, model, revision)
     try:
         config = AutoConfig.from_pretrained(where, **kwargs)
         archs = list(getattr(config, "architectures", None) or [])

@@ -91,6 +91,16 @@ class StoreWriter:
             shutil.rmtree(stale, ignore_errors=True)
         self.tmp = _partial_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create(geometry, sample_ids, k_top, attrs)
+        except BaseException as err:
+            self.abort()
+            if isinstance(err, OSError) and err.filename is None:  # e.g. a full disk
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
+            raise
+
+    def _create(self, geometry: Geometry, sample_ids: list[str], k_top: int, attrs: dict):
+        """Create the partial group: attributes, coordinates, empty arrays."""
         self.group = zarr.open_group(self.tmp, mode="w", zarr_format=3)
         self.group.attrs.update(
             {
