@@ -360,6 +360,10 @@ class ContributionCapture:
         state = self._state
         if state is None:  # the model runs outside score_batch (e.g. generate)
             return
+        dev = state.u.device  # a layer may sit on another GPU (device_map)
+        if token_g.device != dev:
+            token_g, expert_g, weight_g, h = (t.to(dev) for t in (token_g, expert_g, weight_g, h))
+            a = a.to(dev) if a is not None else None
         rows_u = state.u_index[token_g]
         keep = rows_u >= 0
         if not bool(keep.any()):
@@ -369,7 +373,7 @@ class ContributionCapture:
         counts = torch.bincount(exp, minlength=self.geometry.routed_experts)
         offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
         # [E, H, N]: column j of expert e is down[e, :, j] (transposed layouts: [E, N, H])
-        down = self.adapter.down_weights(experts).float()
+        down = self.adapter.down_weights(experts).float().to(dev)
         transposed = not self.adapter.down_transposed(experts)
         if self.geometry.neurons_per_expert % 4 == 0:
             proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=transposed)
@@ -416,8 +420,11 @@ class ContributionCapture:
         if state is None:
             return
         n_flat = state.u_index.numel()
-        h = h.reshape(-1, h.shape[-1])
-        a = a.reshape(-1, a.shape[-1])
+        dev = state.u.device  # a layer may sit on another GPU (device_map)
+        h = h.reshape(-1, h.shape[-1]).to(dev)
+        a = a.reshape(-1, a.shape[-1]).to(dev)
+        if torch.is_tensor(g):
+            g = g.to(dev)
         if h.shape[0] != n_flat:
             raise MoemuiError(
                 f"{self.name}: shared expert saw {h.shape[0]} tokens, expected {n_flat}"
@@ -436,7 +443,7 @@ class ContributionCapture:
                 g_full = torch.full((pos.numel(), 1), 1.0 if g is None else float(g))
             g = g_full.to(pos.device).expand(-1, m)
             g_full = g[:, :1]
-        proj = state.u @ down.float()  # [T_s, m*N]
+        proj = state.u @ down.float().to(dev)  # [T_s, m*N]
         scores = {}
         for variant in self.variants:
             if variant == "glu":

@@ -26,6 +26,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument(
+        "--device-map",
+        default=None,
+        help="spread the model over the visible GPUs (auto, balanced, sequential, ...)",
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let transformers run the model repository's own code",
+    )
 
 
 def cmd_build_model(args) -> None:
@@ -51,6 +61,8 @@ def cmd_generate(args) -> None:
         revision=args.revision,
         dtype=args.dtype,
         device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        device_map=args.device_map,
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
     )
@@ -69,6 +81,8 @@ def cmd_capture(args) -> None:
         revision=args.revision,
         dtype=args.dtype,
         device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        device_map=args.device_map,
         variants=tuple(args.variants),
         target=args.target,
         max_threshold=args.max_threshold,
@@ -246,6 +260,8 @@ def cmd_ablate(args) -> None:
         revision=args.revision,
         dtype=args.dtype,
         device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        device_map=args.device_map,
     )
 
 

@@ -105,6 +105,8 @@ def _checkpoint_model(entry: dict, ckpt: dict) -> dict:
         "source": source,
         "revision": ckpt.get("revision", "main"),
         "dtype": entry["dtype"],
+        "trust_remote_code": entry["trust_remote_code"],
+        "device_map": entry["device_map"],
         "seed": 0,
         "series": entry["id"],
         "step": step,

@@ -56,6 +56,8 @@ def generate_task(
     device: str = "auto",
     batch_size: int = 16,
     max_new_tokens: int = 16,
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
 ) -> float:
     """Greedy responses of model ``model_id`` to a task file; return the accuracy."""
     import torch
@@ -65,7 +67,9 @@ def generate_task(
 
     torch.manual_seed(0)
     samples = read_jsonl(tasks)
-    model, tokenizer = load_model(source, model_id, revision, dtype, device)
+    model, tokenizer = load_model(
+        source, model_id, revision, dtype, device, True, trust_remote_code, device_map
+    )
     records = generate_responses(model, tokenizer, samples, batch_size, max_new_tokens, model_id)
     write_records(out, records)
     accuracy = float(np.mean([r["correct"] for r in records])) if records else float("nan")
@@ -88,6 +92,8 @@ def capture_task(
     max_threshold: float = 0.01,
     batch_size: int = 8,
     attrs: dict | None = None,
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
 ) -> Path:
     """Score every response of a model on a task and publish its store group at ``out``."""
     from moemui.adapters import adapter_for
@@ -101,7 +107,9 @@ def capture_task(
     ids = [s["id"] for s in samples]
     if [r["id"] for r in records] != ids:
         raise MoemuiError(f"{responses}: sample ids differ from the task file {tasks}; re-generate")
-    model, _ = load_model(source, model_id, revision, dtype, device, tokenizer=False)
+    model, _ = load_model(
+        source, model_id, revision, dtype, device, False, trust_remote_code, device_map
+    )
     name = f"model {model_id!r}"
     adapter = adapter_for(model, name)
     geometry = adapter.geometry(model, name)

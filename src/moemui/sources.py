@@ -176,6 +176,8 @@ def load_model(
     dtype: str = "float32",
     device: str = "auto",
     tokenizer: bool = True,
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
 ):
     """Load a causal LM (and its tokenizer) for model ``model`` of the config.
 
@@ -193,6 +195,12 @@ def load_model(
         ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...
     tokenizer
         Also load the tokenizer (generation needs it; capture does not).
+    trust_remote_code
+        Let transformers run the repository's own code (off unless the config sets it).
+        The capture still needs an architecture it knows.
+    device_map
+        None: the whole model on ``device``. ``auto``, ``balanced``, ...: spread over the
+        visible GPUs by transformers (``device`` is then ignored).
 
     Returns
     -------
@@ -206,6 +214,8 @@ def load_model(
             f"model {model!r}: unknown dtype {dtype!r}; expected one of {list(DTYPES)}"
         )
     where, kwargs, is_dir = _location(path_or_id, model, revision)
+    kwargs["trust_remote_code"] = bool(trust_remote_code)
+    placement = {"device_map": device_map} if device_map else {}
     try:
         config = AutoConfig.from_pretrained(where, **kwargs)
         archs = list(getattr(config, "architectures", None) or [])
@@ -216,6 +226,7 @@ def load_model(
                 config=config,
                 dtype=getattr(torch, dtype),
                 experts_implementation="grouped_mm",
+                **placement,
                 **kwargs,
             )
         except ValueError as err:  # families whose experts are not fused (DBRX, LongCat)
@@ -223,7 +234,7 @@ def load_model(
                 raise
             config = AutoConfig.from_pretrained(where, **kwargs)
             lm = AutoModelForCausalLM.from_pretrained(
-                where, config=config, dtype=getattr(torch, dtype), **kwargs
+                where, config=config, dtype=getattr(torch, dtype), **placement, **kwargs
             )
         tok = AutoTokenizer.from_pretrained(where, **kwargs) if tokenizer else None
     except (OSError, ValueError) as err:
@@ -233,6 +244,6 @@ def load_model(
         raise MoemuiError(
             f"model {model!r}: cannot load {what}: {str(err).splitlines()[0]}"
         ) from None
-    lm = lm.to(pick_device(device)).eval()
+    lm = (lm if device_map else lm.to(pick_device(device))).eval()
     log.info("loaded %s from %s (%s, %s)", model, where, dtype, next(lm.parameters()).device)
     return lm, tok

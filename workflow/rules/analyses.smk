@@ -146,6 +146,7 @@ rule ablate_neurons:
         source=get_model_source,
         revision=lambda wc: MODELS[wc.model]["revision"],
         dtype=lambda wc: MODELS[wc.model]["dtype"],
+        load=get_load_flags,
         variant=ANALYSES["ablation"]["variant"],
         threshold=ANALYSES["ablation"]["threshold"],
         seeds=ANALYSES["ablation"]["seeds"],
@@ -157,7 +158,7 @@ rule ablate_neurons:
         """
         moemui --threads {threads} ablate --model-id {wildcards.model:q} \
             --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
-            --tasks {input.tasks:q} --group {input.group:q} --variant {params.variant:q} \
+            {params.load} --tasks {input.tasks:q} --group {input.group:q} --variant {params.variant:q} \
             --threshold {params.threshold} --seeds {params.seeds} \
             --n-samples {params.n_samples} --max-new-tokens {params.max_new_tokens} \
             --batch-size {params.batch_size} --out {output:q} 2>{log:q}

@@ -15,6 +15,7 @@ rule capture_scores:
         source=get_model_source,
         revision=lambda wc: MODELS[wc.model]["revision"],
         dtype=lambda wc: MODELS[wc.model]["dtype"],
+        load=get_load_flags,
         variants=",".join(config["capture"]["variants"]),
         target=config["capture"]["target"],
         max_threshold=config["capture"]["max_threshold"],
@@ -25,6 +26,7 @@ rule capture_scores:
         """
         moemui --threads {threads} capture --model-id {wildcards.model:q} \
             --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            {params.load} \
             --task-id {wildcards.task:q} --tasks {input.tasks:q} \
             --responses {input.responses:q} --variants {params.variants:q} \
             --target {params.target:q} --max-threshold {params.max_threshold} \

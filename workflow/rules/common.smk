@@ -74,6 +74,14 @@ def get_model_source(wildcards):
     return MODEL_PATHS[wildcards.model][1]
 
 
+def get_load_flags(wildcards):
+    """The model's placement and remote-code flags for the moemui model commands."""
+    model = MODELS[wildcards.model]
+    flags = ["--device-map", model["device_map"]] if model["device_map"] else []
+    flags += ["--trust-remote-code"] if model["trust_remote_code"] else []
+    return " ".join(flags)
+
+
 def get_recipe(wildcards):
     return parse_source(MODELS[wildcards.model]["source"], wildcards.model).ref
 

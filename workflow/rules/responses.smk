@@ -14,6 +14,7 @@ rule generate_responses:
         source=get_model_source,
         revision=lambda wc: MODELS[wc.model]["revision"],
         dtype=lambda wc: MODELS[wc.model]["dtype"],
+        load=get_load_flags,
         batch_size=config["generation"]["batch_size"],
         max_new_tokens=get_max_new_tokens,
         version=MOEMUI_VERSION,
@@ -21,6 +22,7 @@ rule generate_responses:
         """
         moemui --threads {threads} generate --model-id {wildcards.model:q} \
             --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            {params.load} \
             --tasks {input.tasks:q} --batch-size {params.batch_size} \
             --max-new-tokens {params.max_new_tokens} --out {output:q} 2>{log:q}
         """

@@ -147,6 +147,8 @@ def ablate(
     revision: str | None = None,
     dtype: str = "float32",
     device: str = "auto",
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
 ) -> pd.DataFrame:
     """Accuracy with the key neurons of (model, task, variant, threshold) zeroed, and
     with as many random neurons of the same experts zeroed (one draw per seed).
@@ -175,7 +177,9 @@ def ablate(
         raise MoemuiError(f"{model_id}/{task}: no key neuron at threshold {threshold}")
 
     torch.manual_seed(0)
-    model, tokenizer = load_model(source, model_id, revision, dtype, device)
+    model, tokenizer = load_model(
+        source, model_id, revision, dtype, device, True, trust_remote_code, device_map
+    )
     adapter = adapter_for(model, f"model {model_id!r}")
 
     def accuracy_of(neurons):
