@@ -61,6 +61,7 @@ def test_cpu_only_overlay_is_the_profile_without_gpus():
     assert {rule for rule, res in profile["set-resources"].items() if GPU_KEYS & set(res)} == {
         "generate_responses",
         "capture_scores",
+        "ablate_neurons",
     }
 
 

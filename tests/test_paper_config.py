@@ -1,0 +1,53 @@
+"""config/paper.yaml: the paper's models and benchmarks, valid and ready to run.
+
+The file is merged into config/config.yaml by Snakemake (the Snakefile's configfile), as
+a user running it from the repository root gets; the dry run needs no network.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO_ROOT
+
+from moemui.config import all_models, load_schema, validate_config
+
+PAPER = REPO_ROOT / "config" / "paper.yaml"
+MODELS = {
+    "olmoe-1b-7b": "allenai/OLMoE-1B-7B-0924",
+    "olmoe-1b-7b-instruct": "allenai/OLMoE-1B-7B-0924-Instruct",
+    "qwen1-5-moe-a2-7b": "Qwen/Qwen1.5-MoE-A2.7B",
+    "qwen3-30b-a3b": "Qwen/Qwen3-30B-A3B",
+    "deepseek-v2-lite": "deepseek-ai/DeepSeek-V2-Lite",
+    "gpt-oss-20b": "openai/gpt-oss-20b",
+    "mixtral-8x7b-instruct": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+}
+BENCHMARKS = {"hf:arc_challenge", "hf:gsm8k", "hf:mbpp", "hf:bbh", "hf:mmlu"}
+
+
+def test_paper_config_validates():
+    config = validate_config(yaml.safe_load(PAPER.read_text()), load_schema())
+    assert {m["id"]: m["source"] for m in all_models(config)} == MODELS
+    assert {m["dtype"] for m in config["models"]} == {"bfloat16"}
+    assert {t["source"] for t in config["tasks"]} == BENCHMARKS
+    assert config["thresholds"] == [0.0008, 0.001, 0.002]
+    assert not any(m["trust_remote_code"] for m in config["models"])
+
+
+@pytest.mark.workflow
+def test_paper_config_dry_runs_merged_into_the_default(tmp_path, run_snakemake):
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO_ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    shutil.copy(PAPER, tmp_path / "config.yaml")  # the runner passes workdir/config.yaml
+    dry = run_snakemake(tmp_path, "-n", timeout=300)
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    from test_workflow import job_counts
+
+    counts = job_counts(dry.stdout)
+    cells = len(MODELS) * len(BENCHMARKS)
+    assert counts["make_task"] == len(BENCHMARKS)
+    assert counts["generate_responses"] == counts["capture_scores"] == cells
+    assert counts["compute_mui"] == cells
+    assert not {"train_model", "build_model", "ablate_neurons"} & set(counts)
