@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from transformers.integrations.moe import _grouped_linear
+from transformers.integrations.moe import _default_apply_gate, _grouped_linear
 
 from moemui.adapters import FusedExpertsAdapter, Geometry, MoeLayer
 from moemui.adapters.base import SharedMlp
@@ -518,9 +518,15 @@ def _experts_forward(
         selected_hidden_states_g, weights, offsets, bias=biases, is_transposed=self.is_transposed
     )
     act = None
-    if "gate" in capture.variants or "act" in capture.variants or not self.has_gate:
-        act = _gate_activation(self, proj_out)
-    h = self._apply_gate(proj_out) if self.has_gate else act
+    if self.has_gate and getattr(type(self), "_apply_gate", None) is _default_apply_gate:
+        # the common GLU: act_fn once, h = act * up (the same ops as _apply_gate)
+        gate, up = proj_out.chunk(2, dim=-1)
+        act = self.act_fn(gate)
+        h = act * up
+    else:
+        if "gate" in capture.variants or "act" in capture.variants or not self.has_gate:
+            act = _gate_activation(self, proj_out)
+        h = self._apply_gate(proj_out) if self.has_gate else act
     down_bias = self.down_proj_bias[expert_ids_g] if self.has_bias else None
     out = _grouped_linear(
         h, self.down_proj, offsets, bias=down_bias, is_transposed=self.is_transposed
