@@ -101,7 +101,12 @@ def mui_performance_chart(
     family = alt.selection_point(fields=["family"], bind="legend")
     color = alt.Color("family:N", title="family (click)")
     opacity = alt.condition(family, alt.value(0.9), alt.value(0.1))
-    x = alt.X("mui:Q", scale=alt.Scale(type="log", nice=False), title="MUI (log scale)")
+    x = alt.X(
+        "mui:Q",
+        scale=alt.Scale(type="log", nice=False),
+        axis=alt.Axis(format=".2%", tickCount=4, labelOverlap="greedy"),
+        title="MUI (log scale)",
+    )
     y = alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy")
     base = alt.Chart(data)
     points = (
