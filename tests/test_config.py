@@ -284,6 +284,8 @@ def test_validate_fills_defaults():
         "revision": "main",
         "dtype": "float32",
         "seed": 0,
+        "trust_remote_code": False,
+        "device_map": None,
     }
     assert config["tasks"][0] == {
         "id": "t",
