@@ -38,6 +38,17 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _loading(args) -> dict:
+    """The model-loading options of :func:`_add_model_args`, as keyword arguments."""
+    return {
+        "revision": args.revision,
+        "dtype": args.dtype,
+        "device": args.device,
+        "trust_remote_code": args.trust_remote_code,
+        "device_map": args.device_map,
+    }
+
+
 def cmd_build_model(args) -> None:
     from moemui.recipes import build_model
 
@@ -58,11 +69,7 @@ def cmd_generate(args) -> None:
         args.source,
         args.tasks,
         args.out,
-        revision=args.revision,
-        dtype=args.dtype,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        device_map=args.device_map,
+        **_loading(args),
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
     )
@@ -78,11 +85,7 @@ def cmd_capture(args) -> None:
         args.tasks,
         args.responses,
         args.out,
-        revision=args.revision,
-        dtype=args.dtype,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        device_map=args.device_map,
+        **_loading(args),
         variants=tuple(args.variants),
         target=args.target,
         max_threshold=args.max_threshold,
@@ -257,11 +260,7 @@ def cmd_ablate(args) -> None:
         args.max_new_tokens,
         args.batch_size,
         args.out,
-        revision=args.revision,
-        dtype=args.dtype,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        device_map=args.device_map,
+        **_loading(args),
     )
 
 
