@@ -211,41 +211,44 @@ def _mount_tmpfs(path: Path, options: str) -> None:
 
 
 @pytest.fixture
-def mounts():
+def mount():
+    """Callable ``(path, options)``: a tmpfs mounted at ``path``, unmounted afterwards."""
     mounted: list[Path] = []
-    yield mounted
+
+    def do(path: Path, options: str) -> Path:
+        _mount_tmpfs(path, options)
+        mounted.append(path)
+        return path
+
+    yield do
     for path in reversed(mounted):
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_disk_full_fails_clearly_and_leaves_no_partial_group(cell, tmp_path, mounts):
-    model_dir = tmp_path / "store" / "m"
-    _mount_tmpfs(model_dir, "size=256k")
-    mounts.append(model_dir)
-    done = subprocess.run(
-        _capture_argv(cell, model_dir / "arith"), capture_output=True, text=True, check=False
-    )
+def _last_error(argv: list[str]) -> str:
+    """The exit code 2 and the ERROR line of ``moemui ARGV``."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 2, done.stderr[-3000:]
-    error = done.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"ERROR: {model_dir}/") and "No space left on device" in error
+    return done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [("size=256k", "No space left on device"), ("ro,size=1m", "Read-only file system")],
+    ids=["disk-full", "read-only"],
+)
+def test_unwritable_store_fails_clearly_and_leaves_no_partial_group(
+    cell, tmp_path, mount, options, message
+):
+    model_dir = mount(tmp_path / "store" / "m", options)
+    error = _last_error(_capture_argv(cell, model_dir / "arith"))
+    assert error.startswith(f"ERROR: {model_dir}/") and message in error
     assert list(model_dir.iterdir()) == []  # neither the group nor its partial
 
 
-def test_read_only_results_fail_clearly(cell, tmp_path, mounts):
-    model_dir = tmp_path / "store" / "m"
-    _mount_tmpfs(model_dir, "ro,size=1m")
-    mounts.append(model_dir)
-    done = subprocess.run(
-        _capture_argv(cell, model_dir / "arith"), capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 2, done.stderr[-3000:]
-    error = done.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"ERROR: {model_dir}/") and "Read-only file system" in error
-    assert list(model_dir.iterdir()) == []
-    responses = tmp_path / "ro" / "responses"
-    _mount_tmpfs(responses, "ro,size=1m")
-    mounts.append(responses)
-    done = subprocess.run(
+def test_read_only_responses_fail_clearly(cell, tmp_path, mount):
+    responses = mount(tmp_path / "ro" / "responses", "ro,size=1m")
+    error = _last_error(
         _moemui(
             "generate",
             "--model-id",
@@ -258,13 +261,8 @@ def test_read_only_results_fail_clearly(cell, tmp_path, mounts):
             str(responses / "arith.jsonl"),
             "--device",
             "cpu",
-        ),
-        capture_output=True,
-        text=True,
-        check=False,
+        )
     )
-    assert done.returncode == 2
-    error = done.stderr.strip().splitlines()[-1]
     assert error.startswith(f"ERROR: {responses}/") and "Read-only file system" in error
 
 

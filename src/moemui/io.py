@@ -31,6 +31,18 @@ def _remove_stale(paths: Iterable[Path]) -> None:
             stale.unlink(missing_ok=True)
 
 
+@contextmanager
+def naming_os_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an OSError that names no file (a full disk, for one) as naming ``path``,
+    the output being written."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` so readers never see a partial file.
 
@@ -42,16 +54,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     _remove_stale(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with naming_os_errors(path), os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        if err.filename is None:  # e.g. a full disk: name the file being written
-            raise OSError(err.errno, err.strerror, str(path)) from err
-        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -155,11 +155,6 @@ def capture_task(
                     [r.get("n_prompt_truncated", 0) for r in chunk],
                 )
             return writer.publish()
-        except OSError as err:
-            writer.abort()
-            if err.filename is None:  # e.g. a full disk inside the store's writes
-                raise OSError(err.errno, err.strerror, str(out)) from err
-            raise
         except BaseException:
             writer.abort()
             raise

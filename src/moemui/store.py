@@ -21,6 +21,7 @@ import xarray as xr
 import zarr
 
 from moemui.errors import MoemuiError
+from moemui.io import naming_os_errors
 
 if TYPE_CHECKING:
     from moemui.adapters import Geometry
@@ -92,11 +93,10 @@ class StoreWriter:
         self.tmp = _partial_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._create(geometry, sample_ids, k_top, attrs)
-        except BaseException as err:
+            with naming_os_errors(self.path):
+                self._create(geometry, sample_ids, k_top, attrs)
+        except BaseException:
             self.abort()
-            if isinstance(err, OSError) and err.filename is None:  # e.g. a full disk
-                raise OSError(err.errno, err.strerror, str(self.path)) from err
             raise
 
     def _create(self, geometry: Geometry, sample_ids: list[str], k_top: int, attrs: dict):
@@ -204,24 +204,29 @@ class StoreWriter:
         """Write a batch's scores for samples ``start .. start + len(batch) - 1``, with
         whether each was answered correctly and how many prompt tokens it lost to the
         model's context (default none)."""
-        stop = start + len(batch.n_tokens)
-        region = slice(start, stop)
-        arrays = self._arrays
-        for v in self.variants:
-            arrays[f"score_{v}"][region] = batch.score[v]
-            arrays[f"pairtop_{v}"][region] = batch.pairtop[v]
-        arrays["route_tokens"][region] = batch.route_tokens
-        arrays["route_weight"][region] = batch.route_weight
-        arrays["n_tokens"][region] = batch.n_tokens
-        arrays["correct"][region] = np.asarray(correct, dtype=bool)
-        n = stop - start
-        arrays["n_prompt_truncated"][region] = (
-            np.zeros(n, np.int32) if truncated is None else np.asarray(truncated, np.int32)
-        )
-        self._written[region] = True
+        with naming_os_errors(self.path):  # a full disk names the group
+            stop = start + len(batch.n_tokens)
+            region = slice(start, stop)
+            arrays = self._arrays
+            for v in self.variants:
+                arrays[f"score_{v}"][region] = batch.score[v]
+                arrays[f"pairtop_{v}"][region] = batch.pairtop[v]
+            arrays["route_tokens"][region] = batch.route_tokens
+            arrays["route_weight"][region] = batch.route_weight
+            arrays["n_tokens"][region] = batch.n_tokens
+            arrays["correct"][region] = np.asarray(correct, dtype=bool)
+            n = stop - start
+            arrays["n_prompt_truncated"][region] = (
+                np.zeros(n, np.int32) if truncated is None else np.asarray(truncated, np.int32)
+            )
+            self._written[region] = True
 
     def publish(self) -> Path:
         """Mark the group complete and move it into place; return its final path."""
+        with naming_os_errors(self.path):
+            return self._publish()
+
+    def _publish(self) -> Path:
         missing = np.flatnonzero(~self._written)
         if missing.size:
             raise MoemuiError(
@@ -326,9 +331,8 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
     return problems
 
 
-def open_group(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
-    """Open the complete ``{model}/{task}`` group of the store at ``root``, after checking
-    it (:func:`group_problems`).
+def check_group(root: str | os.PathLike, model: str, task: str) -> None:
+    """Check the ``{model}/{task}`` group of the store at ``root`` (:func:`group_problems`).
 
     Raises
     ------
@@ -338,15 +342,24 @@ def open_group(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
         Naming the store, the group and every problem found when it exists but is
         incomplete, damaged or inconsistent.
     """
-    path = Path(root) / model / task
-    if not (path / "zarr.json").exists():
+    if not (Path(root) / model / task / "zarr.json").exists():
         raise MoemuiError(f"{root}: no group {model}/{task} in the activations store")
     problems = group_problems(root, model, task)
     if problems:
         raise CorruptGroupError(
             f"{root}: group {model}/{task} cannot be used: {'; '.join(problems)}"
         )
+
+
+def _open(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
     return xr.open_zarr(root, group=f"{model}/{task}", consolidated=False, chunks=None)
+
+
+def open_group(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
+    """Open the ``{model}/{task}`` group of the store at ``root`` once
+    :func:`check_group` finds nothing wrong with it."""
+    check_group(root, model, task)
+    return _open(root, model, task)
 
 
 def set_aside(root: str | os.PathLike, model: str, task: str) -> Path:
@@ -363,17 +376,24 @@ def set_aside(root: str | os.PathLike, model: str, task: str) -> Path:
     return aside
 
 
-def open_or_set_aside(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
-    """:func:`open_group`; a group that cannot be used is first :func:`set_aside`, so that
-    the next run of the workflow captures it again instead of reading it."""
+def check_or_set_aside(root: str | os.PathLike, model: str, task: str) -> None:
+    """:func:`check_group`; a group that cannot be used is first :func:`set_aside`, so
+    that the next run of the workflow captures it again instead of reading it."""
     try:
-        return open_group(root, model, task)
+        check_group(root, model, task)
     except CorruptGroupError as err:
         aside = set_aside(root, model, task)
         log.error("%s", err)
         raise CorruptGroupError(
             f"{err}. Moved it to {aside}; run the workflow again to capture it afresh"
         ) from None
+
+
+def open_or_set_aside(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
+    """:func:`open_group`, setting a group that cannot be used aside
+    (:func:`check_or_set_aside`)."""
+    check_or_set_aside(root, model, task)
+    return _open(root, model, task)
 
 
 def index_store(root: str | os.PathLike, models: dict[str, list[str]]) -> None:
@@ -387,5 +407,5 @@ def index_store(root: str | os.PathLike, models: dict[str, list[str]]) -> None:
     for model, tasks in models.items():
         zarr.open_group(root / model, mode="a", zarr_format=3)
         for task in tasks:
-            open_or_set_aside(root, model, task)
+            check_or_set_aside(root, model, task)
     consolidate(root)
