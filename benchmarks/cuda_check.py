@@ -49,7 +49,9 @@ def block_rebuild_error(model, prompts, responses) -> tuple[float, bool]:
     with torch.no_grad():
         model(input_ids=ids, attention_mask=mask)
     plain = final[0].clone()
-    with ContributionCapture(model, adapter, ("glu",), 8, keep_activations=True) as cap:
+    with ContributionCapture(
+        model, adapter, ("glu",), 8, keep_activations=True, batch_invariant=False
+    ) as cap:  # one batched forward, as above
         cap.score_batch(prompts, responses)
     same = torch.equal(plain, final[0])
     for h in hooks:

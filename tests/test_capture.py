@@ -80,7 +80,12 @@ def test_block_rebuild_and_unchanged_outputs(model):
             plain_logits = model(input_ids=ids, attention_mask=mask).logits
         plain_final, plain_blocks = final["h"], dict(block_out)
         with ContributionCapture(
-            model, adapter, ("gate", "glu", "act"), k_top=8, keep_activations=True
+            model,
+            adapter,
+            ("gate", "glu", "act"),
+            k_top=8,
+            keep_activations=True,
+            batch_invariant=False,  # one padded forward, like the plain one above
         ) as cap:
             cap.score_batch(PROMPTS, RESPONSES, "next")
             records = list(cap.records)
@@ -169,3 +174,39 @@ def test_non_finite_score_names_sample_and_layer():
     assert str(err.value) == (
         "model 'bad': non-finite contribution score (glu) in sample 's-two' at layer 1"
     )
+
+
+@pytest.mark.parametrize("k_top", [1, 5, 40, 96])
+def test_partial_tops_keep_every_sample_and_layers_k_largest_triples(k_top):
+    """The per-call top-K runs only on rows that reach a sample's K-th largest neuron
+    maximum; the K largest triples per (sample, layer) must still come out exact, over
+    several calls per layer (routed, then shared), calls mixing samples, ties, and
+    samples with fewer triples than K."""
+    from moemui.capture import _BatchState
+
+    class Geo:
+        routed_experts, shared_experts, experts_per_layer, neurons_per_expert = 3, 1, 4, 6
+        moe_layers = [0, 1]
+
+    gen = torch.Generator().manual_seed(k_top)
+    batch = 3
+    state = _BatchState(Geo, ("glu",), batch, k_top, "cpu")
+    seen = {(slot, b): [] for slot in range(2) for b in range(batch)}
+    for call in range(6):
+        slot = call % 2
+        n_pairs = int(torch.randint(1, 12, (1,), generator=gen))
+        samples = torch.randint(0, batch - 1, (n_pairs,), generator=gen)  # sample 2: none
+        experts = torch.randint(0, 4, (n_pairs,), generator=gen)
+        s = torch.randn(n_pairs, 6, generator=gen).round(decimals=1)  # ties
+        state.add(slot, samples * 4 + experts, samples, {"glu": s})
+        for i, b in enumerate(samples.tolist()):
+            seen[slot, b].append(s[i])
+    for (slot, b), rows in seen.items():
+        parts = state.partial_top["glu"][slot][b]
+        if not rows:
+            assert parts == []
+            continue
+        got = torch.topk(torch.cat(parts), min(k_top, sum(p.numel() for p in parts))).values
+        every = torch.cat(rows)
+        want = torch.topk(every, min(k_top, every.numel())).values
+        assert torch.equal(got, want), (slot, b)

@@ -91,6 +91,12 @@ MALFORMED = [
         "less than the minimum",
     ),
     (
+        "capture-batch-invariant",
+        _set("capture.batch_invariant", "yes"),
+        "capture.batch_invariant",
+        "is not of type 'boolean'",
+    ),
+    (
         "generation-batch-size",
         _set("generation.batch_size", 0),
         "generation.batch_size",
@@ -301,6 +307,7 @@ def test_validate_fills_defaults():
         "target": "next",
         "max_threshold": 0.01,
         "batch_size": 8,
+        "batch_invariant": True,
     }
 
 
@@ -355,6 +362,7 @@ def test_shipped_config_validates_with_defaults():
         "target": "next",
         "max_threshold": 0.01,
         "batch_size": 8,
+        "batch_invariant": True,
     }
 
 

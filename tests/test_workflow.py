@@ -496,6 +496,25 @@ def test_a_new_package_version_reruns_what_it_touches(
 
 
 @pytest.mark.workflow
+def test_batched_capture_recaptures_without_regenerating(
+    finished_run, tmp_path_factory, write_config, run_snakemake
+):
+    """capture.batch_invariant changes the scores (to rounding): it re-runs every capture
+    with the flag, and no generation."""
+    workdir = tmp_path_factory.mktemp("batched") / "run"
+    shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
+    config = copy.deepcopy(finished_run.config)
+    config.setdefault("capture", {})["batch_invariant"] = False
+    write_config(workdir, config)
+    dry = run_snakemake(workdir, "-n", "-p", timeout=300)
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    counts = job_counts(dry.stdout)
+    assert counts["capture_scores"] == 4 and "generate_responses" not in counts, counts
+    assert dry.stdout.count("--no-batch-invariant") == 4
+    assert "--batch-invariant " not in dry.stdout
+
+
+@pytest.mark.workflow
 def test_threshold_above_max_threshold_fails_before_any_job(
     tmp_path, tiny_config, write_config, run_snakemake
 ):

@@ -13,10 +13,12 @@ with each expert's down projection; ``W_down^T W_unembed`` is never materialised
 Shared MLPs are read through hooks on their activation and down projection (their
 h, as the model computes it) and split into ``N``-wide virtual experts.
 
-Per batch the capture reduces the triples on the fly to what the store keeps:
-the max over t of s per (sample, layer, expert, neuron), the K largest triple
-scores per (sample, layer), and routing counts and weights. Triples at positions
-where a routed expert is not selected have s = 0 (g = 0), and count as such.
+Each sequence runs through the model on its own by default, so a sample's scores do not
+depend on the batch it is in (``batch_invariant``). Per batch the capture reduces the
+triples on the fly to what the store keeps: the max over t of s per (sample, layer,
+expert, neuron), the K largest triple scores per (sample, layer), and routing counts and
+weights. Triples at positions where a routed expert is not selected have s = 0 (g = 0),
+and count as such.
 """
 
 from __future__ import annotations
@@ -114,14 +116,29 @@ class _BatchState:
         self.scored_flat: torch.Tensor | None = None  # [T_s] flat position of each scored row
 
     def add(self, slot: int, rows: torch.Tensor, samples: torch.Tensor, scores: dict):
-        """Fold triple scores ``scores[v]`` ``[P, N]`` of rows ``sample * E + expert``."""
+        """Fold triple scores ``scores[v]`` ``[P, N]`` of rows ``sample * E + expert``.
+
+        A sample's K largest triples so far are all >= the K-th largest of its per-neuron
+        maxima (those maxima are K distinct triples), and that bound only grows, so only
+        the rows of ``s`` that reach it can hold one of the sample's final K largest: the
+        top-K runs on those rows alone (the same values, a fraction of the work).
+        """
+        n_exp, k = self.n_experts, self.k_top
+        present = torch.unique(samples).tolist()
         for variant, s in scores.items():
             index = rows.unsqueeze(-1).expand_as(s)
-            self.score[variant][slot].scatter_reduce_(0, index, s, "amax", include_self=True)
+            score = self.score[variant][slot]
+            score.scatter_reduce_(0, index, s, "amax", include_self=True)
+            row_max = s.amax(dim=1)
             tops = self.partial_top[variant][slot]
-            for b in torch.unique(samples).tolist():
-                flat = s[samples == b].reshape(-1)
-                tops[b].append(torch.topk(flat, min(self.k_top, flat.numel())).values)
+            for b in present:
+                maxima = score[b * n_exp : (b + 1) * n_exp].reshape(-1)
+                bound = torch.topk(maxima, min(k, maxima.numel())).values[-1]
+                reach = row_max >= bound
+                if len(present) > 1:
+                    reach &= samples == b
+                flat = s[reach].reshape(-1)
+                tops[b].append(torch.topk(flat, min(k, flat.numel())).values)
 
 
 class ContributionCapture:
@@ -144,10 +161,17 @@ class ContributionCapture:
     name
         The model's name, for error messages.
     keep_activations
-        Also keep, per MoE layer and batch, the captured routing (token, expert, g)
+        Also keep, per MoE layer and forward, the captured routing (token, expert, g)
         and h of every pair and of the shared experts in ``self.records``, for checks
         that rebuild each block's output from them. Memory grows with the data: for
         tests and debugging only.
+    batch_invariant
+        Run each sequence of a batch through the model on its own (the default), so a
+        sample's scores are bit-identical whatever the batch size and the other samples
+        in its batch. ``False`` runs a batch as one padded forward: faster where the
+        hardware gains from batching (GPUs), but the padded shapes change the order of
+        torch's float sums, so scores then agree across batch sizes only to rounding
+        (about 1e-7 relative).
     """
 
     def __init__(
@@ -158,6 +182,7 @@ class ContributionCapture:
         k_top: int = 1,
         name: str = "model",
         keep_activations: bool = False,
+        batch_invariant: bool = True,
     ):
         unknown = [v for v in variants if v not in VARIANTS]
         if unknown or not variants:
@@ -167,6 +192,7 @@ class ContributionCapture:
         self.variants = tuple(variants)
         self.k_top = int(k_top)
         self.name = name
+        self.batch_invariant = bool(batch_invariant)
         self.geometry = adapter.geometry(model, name)
         self.layers = adapter.moe_layers(model)
         self.unembed = adapter.unembedding(model)
@@ -254,12 +280,27 @@ class ContributionCapture:
         target: Target = "next",
         ids: list[str] | None = None,
     ) -> BatchScores:
-        """Run one teacher-forced pass over ``prompt + response`` ids and reduce the scores.
+        """Score ``prompt + response`` ids teacher-forced and reduce the scores.
 
-        ``ids`` name the samples in error messages.
+        One forward per sequence (``batch_invariant``) or one padded forward for the
+        batch. ``ids`` name the samples in error messages.
         """
         if not self._active:
             raise RuntimeError("score_batch must run inside the capture context")
+        ids = ids or [str(b) for b in range(len(prompts))]
+        if not self.batch_invariant or len(prompts) == 1:
+            return self._forward(prompts, responses, target, ids)
+        return _concat(
+            [
+                self._forward([p], [r], target, [i])
+                for p, r, i in zip(prompts, responses, ids, strict=True)
+            ]
+        )
+
+    def _forward(
+        self, prompts: list[list[int]], responses: list[list[int]], target: Target, ids: list[str]
+    ) -> BatchScores:
+        """One teacher-forced pass over the (right-padded) sequences, reduced."""
         device = self.unembed.device
         seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
         batch, width = len(seqs), max(len(s) for s in seqs)
@@ -291,7 +332,7 @@ class ContributionCapture:
             )
         finally:
             self._state = None
-        return self._finish(state, n_tokens, ids or [str(b) for b in range(batch)])
+        return self._finish(state, n_tokens, ids)
 
     def _finish(self, state: _BatchState, n_tokens: torch.Tensor, ids: list[str]) -> BatchScores:
         n_layers, batch = len(self.layers), state.batch_size
@@ -459,6 +500,18 @@ class ContributionCapture:
         state.add(slot, rows, samples, scores)
         state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
         state.route_weight[slot].index_add_(0, rows, g.reshape(-1).double())
+
+
+def _concat(parts: list[BatchScores]) -> BatchScores:
+    """The batch of several single-sample :class:`BatchScores`, in order."""
+    first = parts[0]
+    return BatchScores(
+        score={v: np.concatenate([p.score[v] for p in parts]) for v in first.score},
+        pairtop={v: np.concatenate([p.pairtop[v] for p in parts]) for v in first.pairtop},
+        route_tokens=np.concatenate([p.route_tokens for p in parts]),
+        route_weight=np.concatenate([p.route_weight for p in parts]),
+        n_tokens=np.concatenate([p.n_tokens for p in parts]),
+    )
 
 
 def _gate_activation(experts, proj_out: torch.Tensor) -> torch.Tensor:

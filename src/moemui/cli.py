@@ -90,6 +90,7 @@ def cmd_capture(args) -> None:
         target=args.target,
         max_threshold=args.max_threshold,
         batch_size=args.batch_size,
+        batch_invariant=args.batch_invariant,
         attrs=json.loads(args.attrs),
     )
 
@@ -389,6 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="next", choices=["next", "same_position"])
     p.add_argument("--max-threshold", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--batch-invariant",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one forward per sequence: scores bit-identical across batch sizes (default); "
+        "--no-batch-invariant runs a batch as one padded forward (faster on GPUs; scores "
+        "then agree across batch sizes to rounding)",
+    )
     p.add_argument("--attrs", default="{}", help="extra group attributes, as JSON")
     p.set_defaults(func=cmd_capture)
 

@@ -91,6 +91,7 @@ def capture_task(
     target: str = "next",
     max_threshold: float = 0.01,
     batch_size: int = 8,
+    batch_invariant: bool = True,
     attrs: dict | None = None,
     trust_remote_code: bool = False,
     device_map: str | None = None,
@@ -114,7 +115,9 @@ def capture_task(
     adapter = adapter_for(model, name)
     geometry = adapter.geometry(model, name)
     k_top = k_for(max_threshold, geometry.neurons_per_layer)
-    with ContributionCapture(model, adapter, tuple(variants), k_top, name) as cap:
+    with ContributionCapture(
+        model, adapter, tuple(variants), k_top, name, batch_invariant=batch_invariant
+    ) as cap:
         meta = {
             "model": model_id,
             "source": source,
@@ -127,6 +130,7 @@ def capture_task(
             "dtype": dtype,
             "max_threshold": max_threshold,
             "k_top": k_top,
+            "batch_invariant": bool(batch_invariant),
             "geometry": geometry.as_dict(),
             "package_versions": package_versions(),
             **(attrs or {}),

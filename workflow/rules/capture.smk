@@ -20,6 +20,11 @@ rule capture_scores:
         target=config["capture"]["target"],
         max_threshold=config["capture"]["max_threshold"],
         batch_size=config["capture"]["batch_size"],
+        invariant=(
+            "--batch-invariant"
+            if config["capture"]["batch_invariant"]
+            else "--no-batch-invariant"
+        ),
         attrs=get_store_attrs,
         version=MOEMUI_VERSION,
     shell:
@@ -30,7 +35,7 @@ rule capture_scores:
             --task-id {wildcards.task:q} --tasks {input.tasks:q} \
             --responses {input.responses:q} --variants {params.variants:q} \
             --target {params.target:q} --max-threshold {params.max_threshold} \
-            --batch-size {params.batch_size} --attrs {params.attrs:q} \
+            --batch-size {params.batch_size} {params.invariant} --attrs {params.attrs:q} \
             --out {output:q} 2>{log:q}
         """
 
