@@ -280,8 +280,9 @@ def check_family_model(model) -> dict[int, float]:
                 model, adapter, ("gate", "glu", "act"), k_top=8, keep_activations=True
             ) as cap:
                 captured = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-                records = list(cap.records)
+                records, seen_batched = list(cap.records), dict(seen)
                 cap.records.clear()
+                # one forward per sequence: the hooks above see those, not the batch
                 out = cap.score_batch(PROMPTS, RESPONSES, "next")
     finally:
         for h in hooks:
@@ -291,7 +292,7 @@ def check_family_model(model) -> dict[int, float]:
     assert out.score["glu"].shape == (3, len(layers), geo.experts_per_layer, geo.neurons_per_expert)
     assert all(bool((abs(s) < float("inf")).all()) for s in out.score.values())
     assert out.n_tokens.tolist() == [3, 5, 0]
-    return rebuild_errors(model, adapter, records, seen)
+    return rebuild_errors(model, adapter, records, seen_batched)
 
 
 @pytest.mark.parametrize("arch", sorted(FAMILIES))
