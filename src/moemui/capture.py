@@ -288,7 +288,7 @@ class ContributionCapture:
         if not self._active:
             raise RuntimeError("score_batch must run inside the capture context")
         ids = ids or [str(b) for b in range(len(prompts))]
-        if not self.batch_invariant or len(prompts) == 1:
+        if not self.batch_invariant:
             return self._forward(prompts, responses, target, ids)
         return _concat(
             [
