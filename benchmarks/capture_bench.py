@@ -4,7 +4,7 @@ On a Qwen3-MoE-like model (hidden 512, 8 layers, 32 experts of width 256, top-4,
 32000; random weights) and one batch of 8 x 256 tokens, medians of several runs in one
 process:
 
-1. plain forward vs capture pass (the patched experts keep h; no scoring): ratio, in
+1. plain forward vs capture pass (the capture's hooks read h; no scoring): ratio, in
    both forward layouts: one forward per sequence (the capture's default, which makes
    stores bit-identical across batch sizes) and one batched forward;
 2. scoring of all layers (the full ``score_batch`` minus the capture pass), as a
@@ -135,11 +135,11 @@ def overhead(model, runs: int, device: str) -> dict:
         with ContributionCapture(
             model, adapter, ("gate", "glu"), k_top, batch_invariant=invariant
         ) as cap:
-            # the patched experts, nothing to score
+            # the capture's hooks, nothing to score
             out[f"pass_{tag}_s"] = median_time(per_sequence if invariant else batched, runs, device)
             # the scoring's own time: every call of the scoring methods, and the reduction
             spent = []
-            for name in ("_score_routed", "score_shared_experts", "_finish"):
+            for name in ("score_routed", "score_shared_experts", "_finish"):
                 setattr(cap, name, _timed(getattr(cap, name), spent, device))
 
             def full(cap=cap, spent=spent):

@@ -4,8 +4,10 @@ The families come from the library (:func:`moemui.adapters.discovery.moe_archite
 so a new transformers release that adds one makes this test fail until the family is
 supported or listed in ``UNSUPPORTED`` with its reason. Each supported family is built
 with random weights (std 1/sqrt(fan_in)), run with and without the capture (logits
-must be equal, bit for bit), and every MoE block's routed and shared outputs are
-rebuilt from the captured g, h and the weights (max abs error <= 1e-5 in float32).
+must be equal, bit for bit, also under matmul kernels that round differently: the
+capture replaces no computation of the model's), and every MoE block's routed and shared
+outputs are rebuilt from the captured g, h and the weights (max abs error <= 1e-5 in
+float32).
 """
 
 from __future__ import annotations
@@ -237,6 +239,7 @@ def check_family_model(model) -> dict[int, float]:
     layers = adapter.moe_layers(model)
     assert layers, f"{model_type}: no MoE layer found"
     ids, mask = _ids()
+    before = {name: set(vars(module)) for name, module in model.named_modules()}
     seen: dict = {}
     hooks = []
     for slot, layer in enumerate(layers):
@@ -288,6 +291,10 @@ def check_family_model(model) -> dict[int, float]:
         for h in hooks:
             h.remove()
     assert torch.equal(captured, plain), f"{model_type}: the capture changed the logits"
+    # nothing of the capture is left on the model: no hook, no attribute set on a module
+    for name, module in model.named_modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks, name
+        assert set(vars(module)) == before[name], name
     geo = adapter.geometry(model)
     assert out.score["glu"].shape == (3, len(layers), geo.experts_per_layer, geo.neurons_per_expert)
     assert all(bool((abs(s) < float("inf")).all()) for s in out.score.values())
@@ -305,6 +312,50 @@ def test_family_rebuilds_and_keeps_logits(arch):
     errors = check_family(model_type)
     worst = max(errors.values())
     assert worst <= 1e-5, f"{arch}: max abs rebuild error {worst:.3g} per layer {errors}"
+
+
+@pytest.fixture
+def other_kernels(monkeypatch):
+    """Matmuls that round differently from this machine's float32 kernels, as another
+    CPU's or a GPU's do: every linear, matmul, bmm and grouped matmul transformers calls
+    is computed in float64 and rounded back. The model must still give the same logits
+    with and without the capture, because under capture it runs its own code."""
+    import torch.nn.functional as F
+    import transformers.integrations.moe as moe
+
+    def in_float64(fn):
+        def run(*args, **kwargs):
+            dtypes = [a.dtype for a in args if torch.is_tensor(a)]
+            args = [a.double() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+            kwargs = {
+                k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+                for k, v in kwargs.items()
+            }
+            return fn(*args, **kwargs).to(dtypes[0])
+
+        return run
+
+    def grouped_linear(input, weight, offs, bias=None, is_transposed=False):
+        parts, start = [], 0
+        for e, end in enumerate(offs.tolist()):
+            w = weight[e].double()
+            parts.append(input[start:end].double() @ (w if is_transposed else w.T))
+            start = end
+        out = torch.cat(parts)
+        return (out if bias is None else out + bias.double()).to(input.dtype)
+
+    for owner, name in ((F, "linear"), (torch, "matmul"), (torch, "bmm")):
+        monkeypatch.setattr(owner, name, in_float64(getattr(owner, name)))
+    monkeypatch.setattr(moe, "_grouped_linear", grouped_linear)
+
+
+@pytest.mark.parametrize("arch", sorted(set(FAMILIES) - set(UNSUPPORTED)))
+def test_capture_keeps_logits_under_other_kernels(arch, other_kernels):
+    """The capture replaces no computation of the model's: with kernels that round
+    differently (a capture that ran its own copy of an experts forward would not see
+    them), the logits under capture are still bit-identical to the model's own."""
+    errors = check_family(FAMILIES[arch])
+    assert max(errors.values()) <= 1e-5, errors
 
 
 @pytest.mark.parametrize("arch", sorted(set(FAMILIES) - set(UNSUPPORTED)))
@@ -431,3 +482,34 @@ def test_longcat_identity_experts_route_no_neuron():
         out = cap.score_batch(PROMPTS, RESPONSES, "next")
     assert out.route_tokens.sum(axis=(0, 2)).tolist() == picks
     assert out.route_tokens.shape[-1] == adapter.geometry(model).routed_experts
+
+
+@pytest.mark.parametrize("model_type", ["olmoe", "gpt_oss", "nemotron_h"])
+def test_batched_mm_experts_give_the_grouped_mm_scores(model_type):
+    """Under ``batched_mm`` the experts' rows come in flat pair order, not sorted by
+    expert: the capture maps them back, keeps the logits and scores as under
+    ``grouped_mm`` (gated, interleaved-biased and non-gated experts)."""
+    model = tiny_model(model_type)
+    adapter = adapter_for(model)
+    scores = {}
+    for impl in ("grouped_mm", "batched_mm"):
+        model.set_experts_implementation(impl)
+        ids, mask = _ids()
+        with torch.no_grad():
+            plain = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            with ContributionCapture(model, adapter, ("gate", "glu"), k_top=8) as cap:
+                captured = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+                scores[impl] = cap.score_batch(PROMPTS, RESPONSES, "next")
+        assert torch.equal(captured, plain), impl
+    for v in ("gate", "glu"):
+        torch.testing.assert_close(
+            scores["batched_mm"].score[v], scores["grouped_mm"].score[v], atol=1e-6, rtol=1e-5
+        )
+    assert (scores["batched_mm"].route_tokens == scores["grouped_mm"].route_tokens).all()
+
+
+def test_other_experts_implementations_are_refused_by_name():
+    model = tiny_model("olmoe")
+    model.set_experts_implementation("eager")
+    with pytest.raises(MoemuiError, match=r"tiny: capture needs the grouped_mm .* 'eager'"):
+        ContributionCapture(model, adapter_for(model), name="tiny").__enter__()

@@ -4,10 +4,11 @@ For MoE layer l, expert e, neuron j and scored position t (SPEC §2)::
 
     s(l, e, j, t) = g(l, e, t) * h(l, e, j, t) * <d(l, e, j), u(y_t)>
 
-The routed experts module of each MoE layer is replaced, for the duration of a
-:class:`ContributionCapture` context, by a forward that computes the grouped
-matmuls exactly as transformers' ``grouped_mm`` implementation does (so the model's
-outputs are bit-identical) and keeps ``h`` for the pairs at scored positions. The
+The model runs its own code: for the duration of a :class:`ContributionCapture`
+context, hooks installed by the family adapter (:mod:`moemui.adapters.hooks`) read the
+routing decision each experts module is called with and the ``h`` its implementation
+computes, passing every value through unchanged, so the model's outputs are
+bit-identical to a run without capture on any device and kernel. The
 projection ``<d, u>`` is one grouped matmul of the target tokens' unembedding rows
 with each expert's down projection; ``W_down^T W_unembed`` is never materialised.
 Shared MLPs are read through hooks on their activation and down projection (their
@@ -24,14 +25,13 @@ and count as such.
 from __future__ import annotations
 
 import logging
-import types
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
-from transformers.integrations.moe import _default_apply_gate, _grouped_linear
+from transformers.integrations.moe import _grouped_linear
 
 from moemui.adapters import FusedExpertsAdapter, Geometry, MoeLayer
 from moemui.adapters.base import SharedMlp
@@ -89,7 +89,7 @@ class BatchScores:
 
 
 class _BatchState:
-    """Per-batch tensors the patched modules read and the accumulators they fill."""
+    """Per-batch tensors the hooks read and the accumulators they fill."""
 
     def __init__(self, geometry: Geometry, variants, batch_size: int, k_top: int, device):
         self.n_routed = geometry.routed_experts
@@ -144,13 +144,13 @@ class _BatchState:
 class ContributionCapture:
     """Capture contribution scores while the model runs on prompt + response ids.
 
-    Use as a context manager; the patched modules are restored on exit, whatever
-    happens inside.
+    Use as a context manager; the hooks are removed on exit, whatever happens inside.
 
     Parameters
     ----------
     model
-        A causal LM with the ``grouped_mm`` experts implementation.
+        A causal LM; fused experts modules need the ``grouped_mm`` (or ``batched_mm``)
+        experts implementation.
     adapter
         The family adapter (:func:`moemui.adapters.adapter_for`).
     variants
@@ -197,29 +197,17 @@ class ContributionCapture:
         self.layers = adapter.moe_layers(model)
         self.unembed = adapter.unembedding(model)
         self._state: _BatchState | None = None
-        self._patched: list[nn.Module] = []
         self._hooks: list = []
         self._active = False
         self.records: list[dict] | None = [] if keep_activations else None
 
     # -- installing and removing the patches ------------------------------------------
     def __enter__(self) -> ContributionCapture:
-        impl = getattr(self.model.config, "_experts_implementation", None)
-        fused = self.adapter.patches_experts and any(
-            self.adapter.experts_forward(layer) is None for layer in self.layers
-        )
-        if fused and impl != "grouped_mm":
-            raise MoemuiError(
-                f"{self.name}: capture needs the grouped_mm experts implementation, got {impl!r}"
-            )
         try:
             for slot, layer in enumerate(self.layers):
                 if getattr(layer.experts, "_is_expert_parallel", False):
                     raise MoemuiError(f"{self.name}: expert-parallel experts are not supported")
                 self._hooks += self.adapter.install(layer, self, slot)
-                if self.adapter.patches_experts:
-                    forward = self.adapter.experts_forward(layer) or _experts_forward
-                    self._patch(layer.experts, forward, slot)
                 shared = self.adapter.shared_parts(layer, self.name)
                 if shared is not None:
                     self._hook_shared(shared, slot, layer)
@@ -228,15 +216,6 @@ class ContributionCapture:
             raise
         self._active = True
         return self
-
-    def _patch(self, module: nn.Module, forward, slot: int, **extra) -> None:
-        capture = self
-
-        def patched(mod, *args, **kwargs):
-            return forward(mod, capture, slot, *args, **extra, **kwargs)
-
-        module.forward = types.MethodType(patched, module)
-        self._patched.append(module)
 
     def _hook_shared(self, shared: SharedMlp, slot: int, layer: MoeLayer) -> None:
         """Hooks that read a shared MLP's h where the model computes it (nothing recomputed):
@@ -262,9 +241,6 @@ class ContributionCapture:
         ]
 
     def __exit__(self, *exc) -> None:
-        for module in self._patched:
-            del module.forward  # back to the class's forward
-        self._patched.clear()
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
@@ -374,8 +350,11 @@ class ContributionCapture:
             n_tokens=n_tokens.numpy().astype(np.int32),
         )
 
-    # -- scoring, called from the patched forwards --------------------------------------
-    def _score_routed(self, experts, slot, token_g, expert_g, weight_g, h, a) -> None:
+    # -- scoring, called from the adapters' hooks --------------------------------------
+    def score_routed(self, experts, slot, token_g, expert_g, weight_g, h, a) -> None:
+        """Fold routed pairs into the batch: pair i is token ``token_g[i]`` (flat position)
+        routed to expert ``expert_g[i]`` (sorted) with weight ``weight_g[i]``; ``h`` and
+        ``a`` are its ``glu`` and ``gate`` h (``[P, N]``). Called from the adapters' hooks."""
         layer = self.layers[slot]
         keep = expert_g < self.geometry.routed_experts  # identity/zero experts have no neuron
         if layer.skip_zero_weight:
@@ -512,84 +491,3 @@ def _concat(parts: list[BatchScores]) -> BatchScores:
         route_weight=np.concatenate([p.route_weight for p in parts]),
         n_tokens=np.concatenate([p.n_tokens for p in parts]),
     )
-
-
-def _gate_activation(experts, proj_out: torch.Tensor) -> torch.Tensor:
-    """The ``gate`` variant's h: the activation of the gate projection alone.
-
-    ``act_fn(gate)`` for GLU experts; the family's own gate half where it has one
-    (GPT-OSS and MiniMax-M3: ``g * sigmoid(alpha * g)`` with g clamped at the limit);
-    ``act_fn(x W_1)`` for non-gated experts, where it equals the ``glu`` h.
-    """
-    if not experts.has_gate:
-        return experts.act_fn(proj_out)
-    if experts.is_concatenated:
-        gate = proj_out[..., : proj_out.shape[-1] // 2]
-    else:
-        gate = proj_out[..., ::2]
-    alpha = getattr(experts, "alpha", getattr(experts, "swiglu_alpha", None))
-    if alpha is not None and not hasattr(experts, "act_fn"):
-        limit = getattr(experts, "limit", getattr(experts, "swiglu_limit", None))
-        gate = gate.clamp(max=limit)
-        return gate * torch.sigmoid(gate * alpha)
-    limit = getattr(experts, "limit", getattr(experts, "swiglu_limit", None))
-    if limit is not None:
-        gate = gate.clamp(max=limit)
-    act_fn = getattr(experts, "act_fn", torch.nn.functional.silu)  # HY-V4 calls F.silu
-    try:
-        return act_fn(gate)
-    except TypeError:  # a two-argument GLU (Inkling2's softcapped SwiGLU): up = 1
-        return act_fn(gate, torch.ones_like(gate))
-
-
-def _experts_forward(
-    self, capture: ContributionCapture, slot: int, hidden_states, top_k_index, top_k_weights
-):
-    """transformers' ``grouped_mm_experts_forward``, computing h once and scoring it."""
-    device = hidden_states.device
-    num_top_k = top_k_index.size(-1)
-    num_tokens = hidden_states.size(0)
-    hidden_dim = hidden_states.size(-1)
-    sample_weights = top_k_weights.reshape(-1)
-    expert_ids = top_k_index.reshape(-1)
-    expert_ids_g, perm = torch.sort(expert_ids)
-    token_g = perm // num_top_k
-    selected_hidden_states_g = hidden_states[token_g]
-    sample_weights_g = sample_weights[perm]
-    histc_input = expert_ids_g.float() if device.type in ("cpu", "mps") else expert_ids_g.int()
-    tokens_per_expert = torch.histc(
-        histc_input, bins=self.num_experts, min=0, max=self.num_experts - 1
-    )
-    offsets = torch.cumsum(tokens_per_expert, dim=0, dtype=torch.int32)
-    if self.has_gate:
-        weights = self.gate_up_proj
-        biases = self.gate_up_proj_bias[expert_ids_g] if self.has_bias else None
-    else:
-        weights = self.up_proj
-        biases = self.up_proj_bias[expert_ids_g] if self.has_bias else None
-    proj_out = _grouped_linear(
-        selected_hidden_states_g, weights, offsets, bias=biases, is_transposed=self.is_transposed
-    )
-    act = None
-    if self.has_gate and getattr(type(self), "_apply_gate", None) is _default_apply_gate:
-        # the common GLU: act_fn once, h = act * up (the same ops as _apply_gate)
-        gate, up = proj_out.chunk(2, dim=-1)
-        act = self.act_fn(gate)
-        h = act * up
-    else:
-        if "gate" in capture.variants or "act" in capture.variants or not self.has_gate:
-            act = _gate_activation(self, proj_out)
-        h = self._apply_gate(proj_out) if self.has_gate else act
-    down_bias = self.down_proj_bias[expert_ids_g] if self.has_bias else None
-    out = _grouped_linear(
-        h, self.down_proj, offsets, bias=down_bias, is_transposed=self.is_transposed
-    )
-    if self.has_post_expert_norm:
-        out = self.post_expert_norm(out)
-    weighted_out = out * sample_weights_g.unsqueeze(-1)
-    inv_perm = torch.empty_like(perm)
-    inv_perm[perm] = torch.arange(perm.size(0), device=device)
-    weighted_out = weighted_out[inv_perm]
-    final_hidden_states = weighted_out.view(num_tokens, num_top_k, hidden_dim).sum(dim=1)
-    capture._score_routed(self, slot, token_g, expert_ids_g, sample_weights_g, h, act)
-    return final_hidden_states.to(hidden_states.dtype)

@@ -261,26 +261,17 @@ class FusedExpertsAdapter:
     #: Whether the routed experts are GLUs (None: the experts module's ``has_gate``).
     glu: bool | None = None
 
-    #: Whether the capture replaces the experts module's forward (else ``install`` alone
-    #: reads h, through hooks).
-    patches_experts: bool = True
-
     def install(self, layer: MoeLayer, capture, slot: int) -> list:
-        """Extra hooks a family needs during capture (removable handles); none by default."""
-        return []
+        """Hooks that hand the layer's routed pairs and their h to ``capture.score_routed``
+        (removable handles). The default reads a fused experts module
+        (:func:`moemui.adapters.hooks.hook_fused_experts`); nothing replaces a forward."""
+        from moemui.adapters.hooks import hook_fused_experts
+
+        return hook_fused_experts(capture, layer.experts, slot, layer.index)
 
     def down_transposed(self, experts: nn.Module) -> bool:
         """Whether ``down_weights(experts)`` is ``[E, N, H]`` (used as ``h @ W``)."""
         return bool(getattr(experts, "is_transposed", False))
-
-    def experts_forward(self, layer: MoeLayer):
-        """A capture forward for this layer's experts module, or None for the fused one.
-
-        Signature ``(experts, capture, slot, hidden_states, top_k_index, top_k_weights)``;
-        it computes the module's output as its own forward does and hands the pairs'
-        h to ``capture._score_routed``.
-        """
-        return None
 
     def down_weights(self, experts: nn.Module) -> torch.Tensor:
         """The routed down projections ``[E, H, N]`` (``[E, N, H]`` where transposed)."""
@@ -298,7 +289,7 @@ class FusedExpertsAdapter:
         return 0 if shared is None else shared.width
 
     def check_experts(self, layer: MoeLayer, name: str) -> None:
-        """Fail clearly on an experts module the capture cannot mirror."""
+        """Fail clearly on an experts module the capture cannot read."""
         experts = layer.experts
         if not hasattr(experts, "is_transposed"):
             raise MoemuiError(

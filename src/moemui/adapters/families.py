@@ -8,6 +8,9 @@
 - Zaya encodes a skip pick as (expert 0, weight 0): no neuron of expert 0 is routed;
 - LongCat-Flash's identity "zero experts" (index >= E) and its per-expert loop;
 - DBRX's experts, ``mlp.w1``/``v1``/``w2`` each ``[E*N, H]``, run by a per-expert loop.
+
+No adapter replaces a forward: each installs hooks (:mod:`moemui.adapters.hooks`), so
+the model computes its outputs with its own code.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from moemui.adapters.base import MoeLayer
 from moemui.adapters.generic import GenericMoeAdapter
+from moemui.adapters.hooks import call_arguments, recompute_pairs
 
 if TYPE_CHECKING:
     import torch
@@ -60,7 +64,8 @@ class ZayaAdapter(GenericMoeAdapter):
 
 
 class _LoopExpertsAdapter(GenericMoeAdapter):
-    """Experts modules run by a per-expert loop (not decorated): the capture mirrors it."""
+    """Experts modules run by a per-expert loop (not decorated): a pre-hook reads the
+    routing decision and h of the selected pairs is computed again for scoring."""
 
     def check_experts(self, layer, name):
         return None
@@ -71,6 +76,10 @@ class _LoopExpertsAdapter(GenericMoeAdapter):
 
     def num_routed(self, experts) -> int:
         raise NotImplementedError
+
+    def activation(self, experts):
+        """The experts' activation function."""
+        return experts.act_fn
 
     def expert_shape(self, experts):
         _, _, down = self.gate_up_down(experts, 0)
@@ -83,60 +92,33 @@ class _LoopExpertsAdapter(GenericMoeAdapter):
             [self.gate_up_down(experts, e)[2] for e in range(self.num_routed(experts))]
         )
 
-    def experts_forward(self, layer):
-        return _loop_experts_forward
+    def install(self, layer, capture, slot):
+        import torch
+        import torch.nn.functional as F
 
+        experts = layer.experts
+        n_routed = self.num_routed(experts)
 
-def _loop_experts_forward(self, capture, slot, hidden_states, top_k_index, top_k_weights):
-    """The per-expert loop of LongCat-Flash and DBRX, keeping h (identity experts pass x)."""
-    import torch
-    import torch.nn.functional as F
+        def gate_up(e, x):
+            w_gate, w_up, _ = self.gate_up_down(experts, e)
+            return F.linear(x, w_gate), F.linear(x, w_up)
 
-    adapter = capture.adapter
-    shape = hidden_states.shape
-    hidden_states = hidden_states.reshape(-1, shape[-1])
-    n_routed = adapter.num_routed(self)
-    n_total = int(getattr(self, "total_experts", getattr(self, "num_experts", n_routed)))
-    final = torch.zeros_like(hidden_states)
-    mask = F.one_hot(top_k_index, num_classes=n_total + 1).permute(2, 1, 0)
-    hit = torch.greater(mask.sum(dim=(-1, -2)), 0).nonzero()
-    tokens, experts, weights, hs, acts = [], [], [], [], []
-    for e_t in hit:
-        e = int(e_t[0])
-        if e >= n_total:
-            continue
-        pick, token = torch.where(mask[e])
-        x = hidden_states[token]
-        weight = top_k_weights[token, pick, None]
-        if e >= n_routed:  # an identity ("zero") expert: no neuron
-            out = x
-        else:
-            w_gate, w_up, w_down = adapter.gate_up_down(self, e)
-            act = self.act_fn(F.linear(x, w_gate)) if hasattr(self, "act_fn") else None
-            if act is None:  # DBRX: its GLU module holds the activation
-                act = self.mlp.activation_fn(x.matmul(w_gate.T))
-                h = act * x.matmul(w_up.T)
-                out = h.matmul(w_down.T)
-            else:
-                h = act * F.linear(x, w_up)
-                out = F.linear(h, w_down)
-            tokens.append(token)
-            experts.append(torch.full_like(token, e))
-            weights.append(weight[:, 0])
-            hs.append(h)
-            acts.append(act)
-        final.index_add_(0, token, (out * weight).to(final.dtype))
-    if tokens:
-        capture._score_routed(
-            self,
-            slot,
-            torch.cat(tokens),
-            torch.cat(experts),
-            torch.cat(weights),
-            torch.cat(hs),
-            torch.cat(acts),
-        )
-    return final.view(shape)
+        def score(module, args, kwargs):
+            if not capture.collecting:
+                return
+            x, index, weights = call_arguments(module, args, kwargs)[:3]
+            x = x.reshape(-1, x.shape[-1])
+            flat = index.reshape(-1)
+            pairs = torch.nonzero(flat < n_routed).squeeze(1)  # identity experts: no neuron
+            expert_g, order = torch.sort(flat[pairs], stable=True)
+            pairs = pairs[order]
+            token_g = pairs // index.shape[-1]
+            h, act = recompute_pairs(x[token_g], expert_g, gate_up, self.activation(module))
+            capture.score_routed(
+                module, slot, token_g, expert_g, weights.reshape(-1)[pairs], h, act
+            )
+
+        return [experts.register_forward_pre_hook(score, with_kwargs=True)]
 
 
 class LongcatFlashAdapter(_LoopExpertsAdapter):
@@ -162,6 +144,9 @@ class DbrxAdapter(_LoopExpertsAdapter):
         w1, v1, w2 = (w.view(shape)[e] for w in (mlp.w1, mlp.v1, mlp.w2))
         return w1, v1, w2.T  # y = h @ w2[e]: column j of the down projection is w2[e][j]
 
+    def activation(self, experts):
+        return experts.mlp.activation_fn
+
     def unembedding(self, model: nn.Module) -> torch.Tensor:
         return model.lm_head.weight
 
@@ -172,8 +157,8 @@ class Llama4Adapter(GenericMoeAdapter):
     Every expert runs on every token (``[E * T, H]``, unselected tokens scaled to 0),
     so h = f(score * x) and the effective output weight is 1: g = 1 for the
     selected (token, expert) pairs, whose score is > 0. The router's scores are read
-    by a hook on ``feed_forward.router``; the experts' forward is mirrored (two
-    ``bmm``), keeping h.
+    by a hook on ``feed_forward.router``, the experts' scaled inputs by a pre-hook on
+    the experts, and h of the selected pairs is computed again for scoring.
     """
 
     def __init__(self, family: str = "llama4_text"):
@@ -191,30 +176,30 @@ class Llama4Adapter(GenericMoeAdapter):
         return True
 
     def install(self, layer, capture, slot):
+        import torch
+
+        experts = layer.experts
+
         def keep(module, args, out):
             self.router_scores[slot] = out[0]
 
-        return [layer.block.router.register_forward_hook(keep)]
+        def gate_up(e, x):
+            return (x @ experts.gate_up_proj[e]).chunk(2, dim=-1)
 
-    def experts_forward(self, layer):
-        return _llama4_experts_forward
+        def score(module, args):
+            scores = self.router_scores.pop(slot)  # [T, E], 0 where not selected
+            if not capture.collecting:
+                return
+            hidden = args[0].view(module.gate_up_proj.shape[0], -1, module.hidden_size)
+            expert, token = torch.nonzero(scores.transpose(0, 1) > 0, as_tuple=True)
+            h, act = recompute_pairs(hidden[expert, token], expert, gate_up, module.act_fn)
+            ones = torch.ones(token.shape, dtype=hidden.dtype, device=hidden.device)
+            capture.score_routed(module, slot, token, expert, ones, h, act)
 
-
-def _llama4_experts_forward(self, capture, slot, hidden_states):
-    """``Llama4TextExperts.forward``, keeping h for the selected pairs."""
-    import torch
-
-    hidden_states = hidden_states.view(self.gate_up_proj.shape[0], -1, self.hidden_size)
-    gate_up = torch.bmm(hidden_states, self.gate_up_proj)
-    gate, up = gate_up.chunk(2, dim=-1)
-    act = self.act_fn(gate)
-    h = up * act
-    next_states = torch.bmm(h, self.down_proj).view(-1, self.hidden_size)
-    scores = capture.adapter.router_scores.pop(slot)  # [T, E], 0 where not selected
-    expert, token = torch.nonzero(scores.transpose(0, 1) > 0, as_tuple=True)  # expert-sorted
-    ones = torch.ones(token.shape, dtype=h.dtype, device=h.device)
-    capture._score_routed(self, slot, token, expert, ones, h[expert, token], act[expert, token])
-    return next_states
+        return [
+            layer.block.router.register_forward_hook(keep),
+            experts.register_forward_pre_hook(score),
+        ]
 
 
 class JetMoeAdapter(GenericMoeAdapter):
@@ -226,8 +211,6 @@ class JetMoeAdapter(GenericMoeAdapter):
     attention experts (mixture of attention heads) are not MLP neurons and are not
     counted.
     """
-
-    patches_experts = False
 
     def __init__(self, family: str = "jetmoe"):
         super().__init__(family)
@@ -270,7 +253,7 @@ class JetMoeAdapter(GenericMoeAdapter):
                 torch.arange(len(sizes), device=h.device),
                 torch.as_tensor(sizes, device=h.device),
             )
-            capture._score_routed(module, slot, token, expert, gates, h, self.acts.pop(slot))
+            capture.score_routed(module, slot, token, expert, gates, h, self.acts.pop(slot))
 
         return [
             block.router.register_forward_hook(keep_routing),
@@ -279,21 +262,11 @@ class JetMoeAdapter(GenericMoeAdapter):
         ]
 
 
-class _Restore:
-    """A handle that gives a patched module its class's forward back."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def remove(self):
-        self.module.__dict__.pop("forward", None)
-
-
 class InklingAdapter(GenericMoeAdapter):
     """Inkling: the shared experts are m separate experts (``[m, N, H]`` weights), each
     weighted by the router's own "gamma" for it, applied to h before the down
-    projection. Each is one shared expert of g = its gamma; the module's forward is
-    mirrored (three ``bmm``), keeping h."""
+    projection. Each is one shared expert of g = its gamma; a pre-hook reads the
+    module's inputs and h is computed again (three ``bmm``) for scoring."""
 
     def shared_parts(self, layer, name="model"):
         return None
@@ -303,42 +276,29 @@ class InklingAdapter(GenericMoeAdapter):
         return int(m * n)
 
     def install(self, layer, capture, slot):
-        import types
+        import torch
 
-        shared = layer.shared
+        def score(module, args, kwargs):
+            if not capture.collecting:
+                return
+            hidden_states, gammas = call_arguments(module, args, kwargs)[:2]
+            m = module.n_shared_experts
+            x = hidden_states.reshape(1, -1, hidden_states.shape[-1]).expand(m, -1, -1)
+            gammas = gammas.reshape(-1, m, 1).transpose(0, 1)
+            act = module.act_fn(torch.bmm(x, module.gate_proj.transpose(1, 2)))
+            h = act * torch.bmm(x, module.up_proj.transpose(1, 2))
+            _, t, n = h.shape
+            capture.score_shared_experts(
+                slot,
+                h.transpose(0, 1).reshape(t, m * n),
+                act.transpose(0, 1).reshape(t, m * n),
+                gammas[..., 0].transpose(0, 1),  # [T, m]
+                module.down_proj.permute(1, 0, 2).reshape(module.down_proj.shape[1], m * n),
+            )
 
-        def forward(module, hidden_states, gammas):
-            return _inkling_shared_forward(module, capture, slot, hidden_states, gammas)
-
-        shared.forward = types.MethodType(forward, shared)
-        return [_Restore(shared)]
-
-
-def _inkling_shared_forward(self, capture, slot, hidden_states, gammas):
-    """``InklingSharedExperts.forward``, keeping h = act(gate) * up and the gammas."""
-    import torch
-
-    input_shape = hidden_states.shape
-    hidden_states = hidden_states.reshape(1, -1, input_shape[-1]).expand(
-        self.n_shared_experts, -1, -1
-    )
-    gammas = gammas.reshape(-1, self.n_shared_experts, 1).transpose(0, 1)
-    gate = torch.bmm(hidden_states, self.gate_proj.transpose(1, 2))
-    up = torch.bmm(hidden_states, self.up_proj.transpose(1, 2))
-    act = self.act_fn(gate)
-    h = act * up
-    activated = h * gammas
-    down = torch.bmm(activated, self.down_proj.transpose(1, 2))
-    out = down.float().sum(dim=0).to(hidden_states.dtype)
-    m, t, n = h.shape
-    capture.score_shared_experts(
-        slot,
-        h.transpose(0, 1).reshape(t, m * n),
-        act.transpose(0, 1).reshape(t, m * n),
-        gammas[..., 0].transpose(0, 1),  # [T, m]
-        self.down_proj.permute(1, 0, 2).reshape(self.down_proj.shape[1], m * n),
-    )
-    return out.view(input_shape)
+        return super().install(layer, capture, slot) + [
+            layer.shared.register_forward_pre_hook(score, with_kwargs=True)
+        ]
 
 
 class DogeAdapter(GenericMoeAdapter):
@@ -346,8 +306,9 @@ class DogeAdapter(GenericMoeAdapter):
     neuron) plus single-neuron retrieval experts picked by product keys.
 
     Routed expert e is one neuron: h = act(<down_embed[e], x>) (no GLU: ``gate`` =
-    ``glu``), d = ``up_embed[e]``, g = its routing weight. The block's forward is
-    mirrored to keep h; the dense MLP is read by hooks like any shared MLP.
+    ``glu``), d = ``up_embed[e]``, g = its routing weight. A hook on the block reads its
+    input and router logits and computes the picks and h again for scoring; the dense
+    MLP is read by hooks like any shared MLP.
     """
 
     glu = False
@@ -368,17 +329,23 @@ class DogeAdapter(GenericMoeAdapter):
     def down_weights(self, experts):
         return experts.up_embed.weight.unsqueeze(-1)  # [E, H, 1]
 
-    def experts_forward(self, layer):
-        return _doge_forward
+    def install(self, layer, capture, slot):
+        def score(module, args, kwargs, output):
+            if not capture.collecting:
+                return
+            hidden_states = call_arguments(module, args, kwargs)[0]
+            _score_doge(module, capture, slot, hidden_states, output[1])
+
+        return [layer.block.register_forward_hook(score, with_kwargs=True)]
 
 
-def _doge_forward(self, capture, slot, hidden_states, **kwargs):
-    """``DogeCDMoE.forward``, keeping each retrieval expert's h."""
+def _score_doge(self, capture, slot, hidden_states, router_logits):
+    """Each retrieval expert's h, from the router logits ``DogeCDMoE.forward`` returned
+    (its picks are the same top-k of the same logits), computed again for scoring."""
     import torch
     import torch.nn.functional as F
 
-    bsz, seq_len, _ = hidden_states.shape
-    router_logits = self.router_gate(hidden_states).view(2, bsz * seq_len, -1)
+    hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])
     (scores_x, scores_y), (indices_x, indices_y) = router_logits.topk(self.num_keys, dim=-1)
     all_scores = scores_x.unsqueeze(-1) + scores_y.unsqueeze(-2)
     all_indices = indices_x.unsqueeze(-1) * self.num_keys + indices_y.unsqueeze(-2)
@@ -390,22 +357,8 @@ def _doge_forward(self, capture, slot, hidden_states, **kwargs):
     if self.norm_topk_prob:
         routing_weights /= routing_weights.sum(dim=-1, keepdim=True)
     down_embed = self.down_embed(indices)
-    up_embed = self.up_embed(indices)
-    experts_weights = torch.matmul(down_embed, hidden_states.view(bsz * seq_len, -1, 1)).view(
-        bsz * seq_len, -1
-    )
-    act = self.act_fn(experts_weights)
-    experts_weights = act * routing_weights
-    experts_states = torch.matmul(experts_weights.view(bsz * seq_len, 1, -1), up_embed).view(
-        bsz, seq_len, -1
-    )
-    hidden_states = self.down_proj(
-        self.act_fn(self.gate_proj(hidden_states)) * self.up_proj(hidden_states)
-    )
-    hidden_states = hidden_states + experts_states
-    flat = indices.reshape(-1)
-    expert, order = torch.sort(flat, stable=True)
+    act = self.act_fn(torch.matmul(down_embed, hidden_states.unsqueeze(-1)).squeeze(-1))
+    expert, order = torch.sort(indices.reshape(-1), stable=True)
     token = order // indices.shape[-1]
     h = act.reshape(-1, 1)[order]
-    capture._score_routed(self, slot, token, expert, routing_weights.reshape(-1)[order], h, h)
-    return hidden_states, router_logits
+    capture.score_routed(self, slot, token, expert, routing_weights.reshape(-1)[order], h, h)
