@@ -167,6 +167,7 @@ def test_stored_scores_and_mui_match_brute_force(tmp_path, recipe, target):
         max_threshold=0.005,
         batch_size=2,
         device="cpu",
+        keep="all",  # every neuron's score, to compare with the brute force
     )
     ds = open_group(store, "m", "t")
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

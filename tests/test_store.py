@@ -37,8 +37,8 @@ def _batch(n, seed):
     )
 
 
-def _write(path, ids, batches):
-    writer = StoreWriter(path, GEO, ids, ("gate", "glu"), 6, ATTRS)
+def _write(path, ids, batches, keep="key"):
+    writer = StoreWriter(path, GEO, ids, ("gate", "glu"), 6, ATTRS, keep=keep)
     start = 0
     for batch in batches:
         writer.write(start, batch, np.arange(len(batch.n_tokens)) % 2 == 0)
@@ -46,11 +46,12 @@ def _write(path, ids, batches):
     return writer
 
 
-def test_round_trip(tmp_path):
+@pytest.mark.parametrize("keep", ["key", "all"])
+def test_round_trip(tmp_path, keep):
     ids = ["a", "b", "c", "d", "e"]
     batches = [_batch(2, 0), _batch(2, 1), _batch(1, 2)]
     root = tmp_path / "act.zarr"
-    _write(root / "m" / "t", ids, batches).publish()
+    _write(root / "m" / "t", ids, batches, keep).publish()
     index_store(root, {"m": ["t"]})
     ds = open_group(root, "m", "t")
     assert dict(ds.sizes) == {"sample": 5, "layer": 2, "expert": 4, "neuron": 5, "rank": 6}
@@ -65,8 +66,13 @@ def test_round_trip(tmp_path):
     assert ds["route_tokens"].dims == ("sample", "layer", "expert")
     for v in ("gate", "glu"):
         expected = np.concatenate([b.score[v] for b in batches])
+        if keep == "key":  # positive and >= the sample and layer's K-th largest triple
+            floor = np.concatenate([b.pairtop[v] for b in batches])[..., -1, None, None]
+            expected = np.where((expected >= floor) & (expected > 0), expected, np.nan)
+            assert np.isnan(expected).any() and not np.isnan(expected).all()
         np.testing.assert_array_equal(ds[f"score_{v}"].values, expected)
         assert ds[f"score_{v}"].dtype == np.float32
+    assert ds.attrs["keep"] == keep
     np.testing.assert_array_equal(
         ds["n_tokens"].values, np.concatenate([b.n_tokens for b in batches])
     )

@@ -201,7 +201,13 @@ class ContributionCapture:
         self._active = False
         self.records: list[dict] | None = [] if keep_activations else None
 
-    # -- installing and removing the patches ------------------------------------------
+    @property
+    def collecting(self) -> bool:
+        """Whether the hooks' values are wanted now (inside :meth:`score_batch`, or kept
+        as records); the model may also run under the context for other reasons."""
+        return self._state is not None or self.records is not None
+
+    # -- installing and removing the hooks ---------------------------------------------
     def __enter__(self) -> ContributionCapture:
         try:
             for slot, layer in enumerate(self.layers):

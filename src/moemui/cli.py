@@ -91,6 +91,7 @@ def cmd_capture(args) -> None:
         max_threshold=args.max_threshold,
         batch_size=args.batch_size,
         batch_invariant=args.batch_invariant,
+        keep=args.keep,
         attrs=json.loads(args.attrs),
     )
 
@@ -397,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="one forward per sequence: scores bit-identical across batch sizes (default); "
         "--no-batch-invariant runs a batch as one padded forward (faster on GPUs; scores "
         "then agree across batch sizes to rounding)",
+    )
+    p.add_argument(
+        "--keep",
+        choices=["key", "all"],
+        default="key",
+        help="key (default): store only the scores of neurons that can be key at a "
+        "threshold <= --max-threshold (exact for every table); all: every neuron's score",
     )
     p.add_argument("--attrs", default="{}", help="extra group attributes, as JSON")
     p.set_defaults(func=cmd_capture)

@@ -95,8 +95,12 @@ def capture_task(
     attrs: dict | None = None,
     trust_remote_code: bool = False,
     device_map: str | None = None,
+    keep: str = "key",
 ) -> Path:
-    """Score every response of a model on a task and publish its store group at ``out``."""
+    """Score every response of a model on a task and publish its store group at ``out``.
+
+    ``keep``: ``key`` stores only the scores that can be key at a threshold <=
+    ``max_threshold`` (:func:`moemui.store.retain`), ``all`` every score."""
     from moemui.adapters import adapter_for
     from moemui.capture import TARGETS, ContributionCapture
     from moemui.sources import load_model
@@ -135,7 +139,7 @@ def capture_task(
             "package_versions": package_versions(),
             **(attrs or {}),
         }
-        writer = StoreWriter(out, geometry, ids, tuple(variants), k_top, meta)
+        writer = StoreWriter(out, geometry, ids, tuple(variants), k_top, meta, keep=keep)
         try:
             for start in progress(
                 range(0, len(records), batch_size),

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 
 COMPLETE_ATTR = "complete"
 SAMPLE_CHUNK = 16
+#: What a group keeps of ``score_<variant>``: ``key`` (the default) the neurons that can
+#: be key at some threshold <= max_threshold; ``all`` every neuron's score.
+KEEP = ("key", "all")
+KEEP_RULE = (
+    "score_<variant> keeps, per (sample, layer), the neurons whose max over t of s is "
+    "> 0 and >= the K-th largest triple score (pairtop_<variant>[..., K-1], every "
+    "positive neuron when the sample has fewer than K triples); every other value reads "
+    "as NaN. A key neuron at any threshold <= max_threshold has s >= theta >= that floor "
+    "and s > 0, so every key-neuron set, and every table built from them, is the same as "
+    "from the full array."
+)
 #: Write every chunk, even one equal to the fill value, so that a chunk file missing
 #: from a complete group always means damage (readers check).
 _EVERY_CHUNK = {"write_empty_chunks": True}
@@ -45,6 +56,25 @@ def consolidate(path: str | os.PathLike) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         zarr.consolidate_metadata(path, zarr_format=3)
+
+
+def retain(score: np.ndarray, pairtop: np.ndarray) -> np.ndarray:
+    """``score`` ``[sample, layer, expert, neuron]`` with NaN wherever a neuron cannot be
+    key at any threshold <= max_threshold (:data:`KEEP_RULE`); ``pairtop``
+    ``[sample, layer, K]`` holds the K largest triple scores, descending, NaN-padded.
+
+    Examples
+    --------
+    >>> score = np.array([[[[3.0, 1.0, 0.5, -1.0]]]], dtype=np.float32)
+    >>> retain(score, np.array([[[3.0, 1.0]]], dtype=np.float32))
+    array([[[[ 3.,  1., nan, nan]]]], dtype=float32)
+    >>> retain(score, np.array([[[3.0, np.nan]]], dtype=np.float32))  # fewer than K triples
+    array([[[[3. , 1. , 0.5, nan]]]], dtype=float32)
+    """
+    floor = pairtop[..., -1]
+    floor = np.where(np.isnan(floor), -np.inf, floor)[..., None, None]
+    keep = (score >= floor) & (score > 0)
+    return np.where(keep, score, np.float32(np.nan)).astype(np.float32, copy=False)
 
 
 def _partial_path(path: Path) -> Path:
@@ -68,6 +98,9 @@ class StoreWriter:
         K, the number of top triple scores kept per sample and layer.
     attrs
         Group attributes (model, source, revision, family, task, ...).
+    keep
+        ``key`` (default): keep only the scores of neurons that can be key at a
+        threshold <= max_threshold (:func:`retain`); ``all``: every score.
     """
 
     def __init__(
@@ -78,7 +111,11 @@ class StoreWriter:
         variants: tuple[str, ...],
         k_top: int,
         attrs: dict,
+        keep: str = "key",
     ):
+        if keep not in KEEP:
+            raise MoemuiError(f"unknown keep {keep!r}; expected one of {', '.join(KEEP)}")
+        self.keep = keep
         self.path = Path(path)
         self.n_samples = len(sample_ids)
         self.variants = tuple(variants)
@@ -108,6 +145,8 @@ class StoreWriter:
                 "variants": list(self.variants),
                 "geometry": geometry.as_dict(),
                 "k_top": int(k_top),
+                "keep": self.keep,
+                **({"keep_rule": KEEP_RULE} if self.keep == "key" else {}),
                 COMPLETE_ATTR: False,
             }
         )
@@ -131,7 +170,16 @@ class StoreWriter:
                 (chunk, 1, n_exp, n_neu),
                 np.float32,
                 ("sample", "layer", "expert", "neuron"),
-                {**kind_attr, "long_name": f"max over t of the contribution score ({v})"},
+                {
+                    **kind_attr,
+                    "long_name": f"max over t of the contribution score ({v})",
+                    "kept": (
+                        "neurons that can be key at a threshold <= max_threshold; NaN: "
+                        f"not kept (below the floor pairtop_{v}[..., K-1], or <= 0)"
+                        if self.keep == "key"
+                        else "every neuron"
+                    ),
+                },
             )
             self._array(
                 f"pairtop_{v}",
@@ -209,7 +257,10 @@ class StoreWriter:
             region = slice(start, stop)
             arrays = self._arrays
             for v in self.variants:
-                arrays[f"score_{v}"][region] = batch.score[v]
+                score = batch.score[v]
+                if self.keep == "key":
+                    score = retain(score, batch.pairtop[v])
+                arrays[f"score_{v}"][region] = score
                 arrays[f"pairtop_{v}"][region] = batch.pairtop[v]
             arrays["route_tokens"][region] = batch.route_tokens
             arrays["route_weight"][region] = batch.route_weight
@@ -255,9 +306,10 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
     """What is wrong with the ``{model}/{task}`` group of the store at ``root``.
 
     Checks the completeness mark, the attributes (model, task, variants, geometry,
-    ``k_top``), that every array of the contract is present with the shape the group's
-    geometry implies, that the layer and expert coordinates match the geometry, and that
-    no chunk is missing. An empty list means the group can be read.
+    ``k_top``, ``keep``: the retained layout or the full one), that every array of the
+    contract is present with the shape the group's geometry implies, that the layer and
+    expert coordinates match the geometry, and that no chunk is missing. An empty list
+    means the group can be read.
     """
     path = Path(root) / model / task
     try:
@@ -276,6 +328,8 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
     for key, want in (("model", model), ("task", task)):
         if attrs[key] != want:
             problems.append(f"attribute {key!r} is {attrs[key]!r}, expected {want!r}")
+    if attrs.get("keep", "all") not in KEEP:
+        problems.append(f"attribute 'keep' is {attrs['keep']!r}, expected one of {list(KEEP)}")
     geo = attrs["geometry"]
     try:
         layers = [int(i) for i in geo["moe_layers"]]

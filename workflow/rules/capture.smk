@@ -25,6 +25,7 @@ rule capture_scores:
             if config["capture"]["batch_invariant"]
             else "--no-batch-invariant"
         ),
+        keep=config["capture"]["keep"],
         attrs=get_store_attrs,
         version=MOEMUI_VERSION,
     shell:
@@ -35,7 +36,8 @@ rule capture_scores:
             --task-id {wildcards.task:q} --tasks {input.tasks:q} \
             --responses {input.responses:q} --variants {params.variants:q} \
             --target {params.target:q} --max-threshold {params.max_threshold} \
-            --batch-size {params.batch_size} {params.invariant} --attrs {params.attrs:q} \
+            --batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} \
+            --attrs {params.attrs:q} \
             --out {output:q} 2>{log:q}
         """
 
