@@ -346,9 +346,13 @@ def test_store_matches_responses(finished_run, model, task):
     assert all(n >= 1 for n in n_tokens)
     assert ds.correct.values.tolist() == [bool(r["correct"]) for r in records]
 
-    # Every sample was written (capture batches of 3: the second one is partial).
-    for name in ("score_gate", "score_glu", "route_weight"):
-        assert np.isfinite(ds[name].values).all(), name
+    # Every sample was written (capture batches of 3: the second one is partial); the
+    # default retention keeps at least the top neuron of every sample and layer
+    assert np.isfinite(ds["route_weight"].values).all()
+    assert ds.attrs["keep"] == "key"
+    for name in ("score_gate", "score_glu"):
+        kept = np.isfinite(ds[name].values).sum(axis=(2, 3))
+        assert (kept >= 1).all(), name
     routed = ds.route_tokens.where(ds.expert_kind == "routed").sum("expert")
     top_k = ds.attrs["geometry"]["top_k"]
     assert (routed == top_k * ds.n_tokens).all()  # each scored position goes to top_k experts
@@ -511,7 +515,27 @@ def test_batched_capture_recaptures_without_regenerating(
     counts = job_counts(dry.stdout)
     assert counts["capture_scores"] == 4 and "generate_responses" not in counts, counts
     commands = dry.stdout.count(" capture --model-id")  # once per job's shell command
-    assert commands >= 4 and dry.stdout.count("--no-batch-invariant --attrs") == commands
+    assert commands >= 4 and dry.stdout.count("--no-batch-invariant --keep") == commands
+    assert "params have changed" in dry.stdout.lower()
+
+
+@pytest.mark.workflow
+def test_keep_all_recaptures_without_regenerating(
+    finished_run, tmp_path_factory, write_config, run_snakemake
+):
+    """capture.keep changes what the store holds: it re-runs every capture with the
+    flag, and no generation."""
+    workdir = tmp_path_factory.mktemp("keep_all") / "run"
+    shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
+    config = copy.deepcopy(finished_run.config)
+    config.setdefault("capture", {})["keep"] = "all"
+    write_config(workdir, config)
+    dry = run_snakemake(workdir, "-n", "-p", timeout=300)
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    counts = job_counts(dry.stdout)
+    assert counts["capture_scores"] == 4 and "generate_responses" not in counts, counts
+    commands = dry.stdout.count(" capture --model-id")  # once per job's shell command
+    assert commands >= 4 and dry.stdout.count("--keep all") == commands
     assert "params have changed" in dry.stdout.lower()
 
 
