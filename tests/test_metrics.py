@@ -188,10 +188,10 @@ def test_mui_cell_writes_the_correct_only_columns(tmp_path):
     writer.write(0, batch, np.array([True, False, True]))
     writer.publish()
     out = tmp_path / "mui.csv"
-    mui_cell(tmp_path / "s.zarr", "m", "t", [0.1], out, correct_only=True)
+    mui_cell(tmp_path / "s.zarr" / "m" / "t", [0.1], out, correct_only=True)
     row = pd.read_csv(out).iloc[0]
     # k = 1 per sample: a -> (0,0), b -> (1,1), c -> (0,2); correct ones: a and c
     assert (row["key_neurons"], row["key_neurons_correct"], row["n_samples_correct"]) == (3, 2, 2)
     assert row["mui_correct"] == 2 / 8
-    mui_cell(tmp_path / "s.zarr", "m", "t", [0.1], out)  # the default: the columns as before
+    mui_cell(tmp_path / "s.zarr" / "m" / "t", [0.1], out)  # the default: the columns as before
     assert list(pd.read_csv(out).columns) == MUI_COLUMNS

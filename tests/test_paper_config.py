@@ -49,5 +49,5 @@ def test_paper_config_dry_runs_merged_into_the_default(tmp_path, run_snakemake):
     cells = len(MODELS) * len(BENCHMARKS)
     assert counts["make_task"] == len(BENCHMARKS)
     assert counts["generate_responses"] == counts["capture_scores"] == cells
-    assert counts["compute_mui"] == cells
+    assert counts["derive_keys"] == counts["compute_mui"] == cells
     assert not {"train_model", "build_model", "ablate_neurons"} & set(counts)

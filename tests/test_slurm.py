@@ -38,6 +38,7 @@ EXPECTED_COMMENTS = {
     "make_task": f"rule_make_task_wildcards_{TASK}",
     "generate_responses": f"rule_generate_responses_wildcards_{MODEL}_{TASK}",
     "capture_scores": f"rule_capture_scores_wildcards_{MODEL}_{TASK}",
+    "derive_keys": f"rule_derive_keys_wildcards_{MODEL}_{TASK}",
     "compute_mui": f"rule_compute_mui_wildcards_{MODEL}_{TASK}",
     "index_store": "rule_index_store",
     "aggregate_mui": "rule_aggregate_mui",

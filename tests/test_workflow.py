@@ -134,6 +134,7 @@ def test_run_completes_with_the_expected_jobs(tiny_run):
         "generate_responses": 4,
         "capture_scores": 4,
         "tabulate_performance": 1,
+        "derive_keys": 4,
         "compute_mui": 4,
         "index_store": 1,
         "aggregate_mui": 1,
@@ -145,6 +146,7 @@ def test_run_completes_with_the_expected_jobs(tiny_run):
         + ["make_task"] * 2
         + ["generate_responses"] * 4
         + ["capture_scores"] * 4
+        + ["derive_keys"] * 4
         + ["compute_mui"] * 4
         + ["tabulate_performance", "index_store", "aggregate_mui", "all"]
         + list(ANALYSIS_JOBS)
@@ -398,7 +400,7 @@ def test_changing_thresholds_reruns_only_the_tables(
     dry = run_snakemake(workdir, "-n", timeout=300)
     assert dry.returncode == 0, dry.stdout[-4000:]
     counts = job_counts(dry.stdout)
-    expected = {"compute_mui": 4, "aggregate_mui": 1, "all": 1}
+    expected = {"derive_keys": 4, "compute_mui": 4, "aggregate_mui": 1, "all": 1}
     assert split_analysis_jobs(counts) == expected, dry.stdout[-4000:]
     assert not MODEL_RULES & set(counts)
 
@@ -438,6 +440,7 @@ def _dry_run_after(finished_run, tmp_path_factory, write_config, run_snakemake, 
 ADDED_JOBS = {
     "generate_responses": 2,
     "capture_scores": 2,
+    "derive_keys": 2,
     "compute_mui": 2,
     "aggregate_mui": 1,
     "tabulate_performance": 1,

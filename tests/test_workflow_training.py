@@ -64,6 +64,7 @@ def test_adding_a_checkpoint_runs_only_its_jobs(
     assert counts == {
         "generate_responses": 1,
         "capture_scores": 1,
+        "derive_keys": 1,
         "compute_mui": 1,
         "aggregate_mui": 1,
         "tabulate_performance": 1,

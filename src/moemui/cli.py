@@ -105,8 +105,13 @@ def _group(path: str) -> tuple[Path, str, str]:
 def cmd_mui(args) -> None:
     from moemui.pipeline import mui_cell
 
-    store, model, task = _group(args.group)
-    mui_cell(store, model, task, args.thresholds, args.out, correct_only=args.correct_only)
+    mui_cell(args.group, args.thresholds, args.out, correct_only=args.correct_only)
+
+
+def cmd_keys(args) -> None:
+    from moemui.analyses.steps import derive_keys
+
+    derive_keys(args.group, args.thresholds, args.out)
 
 
 def cmd_performance(args) -> None:
@@ -290,9 +295,12 @@ def cmd_vega_bundle(args) -> None:
     atomic_write_text(args.out, vega_bundle())
 
 
+_GROUPS_HELP = "group directories STORE/{model}/{task} or their key-neuron files (.npz)"
+
+
 def _add_analysis_commands(sub) -> None:
     p = sub.add_parser("experts", help="key rates, key-expert proportions and top experts")
-    p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
+    p.add_argument("groups", nargs="+", help=_GROUPS_HELP)
     p.add_argument("--thresholds", type=float, nargs="+", required=True)
     p.add_argument("--rho", type=float, nargs="*", default=[], help="key_rate cut-offs (0 too)")
     p.add_argument("--top", type=int, default=10, help="experts kept per cell by activation")
@@ -317,7 +325,7 @@ def _add_analysis_commands(sub) -> None:
     p.set_defaults(func=cmd_mui_performance)
 
     p = sub.add_parser("diversity", help="MUI of random subsets of samples")
-    p.add_argument("groups", nargs="+", help="group directories STORE/{model}/{task}")
+    p.add_argument("groups", nargs="+", help=_GROUPS_HELP)
     p.add_argument("--thresholds", type=float, nargs="+", required=True)
     p.add_argument("--sizes", type=int, nargs="+", required=True)
     p.add_argument("--draws", type=int, default=5)
@@ -328,7 +336,11 @@ def _add_analysis_commands(sub) -> None:
     p = sub.add_parser("ablate", help="accuracy with key or random neurons zeroed")
     _add_model_args(p)
     p.add_argument("--tasks", required=True, help="the task's JSONL file")
-    p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
+    p.add_argument(
+        "--group",
+        required=True,
+        help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
+    )
     p.add_argument("--variant", required=True)
     p.add_argument("--threshold", type=float, required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -409,8 +421,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attrs", default="{}", help="extra group attributes, as JSON")
     p.set_defaults(func=cmd_capture)
 
-    p = sub.add_parser("mui", help="MUI of one store group at thresholds")
+    p = sub.add_parser(
+        "keys", help="read a store group once and write its key neurons at thresholds"
+    )
     p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
+    p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument("--out", required=True, help="the key-neuron file to write (.npz)")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("mui", help="MUI of one store group at thresholds")
+    p.add_argument(
+        "--group",
+        required=True,
+        help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
+    )
     p.add_argument("--thresholds", type=float, nargs="+", required=True)
     p.add_argument(
         "--correct-only",

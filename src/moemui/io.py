@@ -8,9 +8,10 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from moemui.errors import MoemuiError
 
@@ -44,10 +45,16 @@ def naming_os_errors(path: str | os.PathLike) -> Iterator[None]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so readers never see a partial file.
+    """Write ``text`` (UTF-8) to ``path`` so readers never see a partial file
+    (:func:`atomic_write`)."""
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
-    The text goes to a temporary file in the target's directory (created if missing),
-    is flushed and fsynced, and replaces ``path`` with :func:`os.replace`.
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through ``write(file)`` so readers never see a partial file.
+
+    The bytes go to a temporary file in the target's directory (created if missing),
+    are flushed and fsynced, and replace ``path`` with :func:`os.replace`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +62,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with naming_os_errors(path), os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -71,60 +71,44 @@ def key_neuron_mask(score: np.ndarray, pairtop: np.ndarray, k: int) -> np.ndarra
 
 
 def mui_table(
-    ds: xr.Dataset,
+    source,
     thresholds: Iterable[float],
     model: str,
     task: str,
-    sample_chunk: int = 64,
     correct_only: bool = False,
+    sample_chunk: int = 16,
 ) -> pd.DataFrame:
     """MUI of one store group for every variant and threshold, one row each.
 
-    Streams samples in chunks, so memory does not grow with the number of samples.
-    Columns: :data:`MUI_COLUMNS`, then with ``correct_only`` :data:`MUI_CORRECT_COLUMNS`:
-    the same union over the correctly answered samples only (the group's ``correct``
-    array), in the same pass. ``mui_correct`` is NaN when no sample is correct.
+    ``source`` is the store group (an ``xr.Dataset``, whose score arrays are read once,
+    ``sample_chunk`` samples at a time) or its key neurons already derived
+    (:class:`moemui.analyses.keys.GroupKeys`). Columns: :data:`MUI_COLUMNS`, then with
+    ``correct_only`` :data:`MUI_CORRECT_COLUMNS`: the same union over the correctly
+    answered samples only (the group's ``correct`` array). ``mui_correct`` is NaN when
+    no sample is correct.
 
     Raises
     ------
     MoemuiError
         No ``score_*`` array; ``correct_only`` on a group without a ``correct`` array.
     """
+    from moemui.analyses.keys import as_keys
+
     thresholds = sorted(set(float(t) for t in thresholds))
-    variants = sorted(
-        name.removeprefix("score_") for name in ds.data_vars if name.startswith("score_")
-    )
-    if not variants:
-        raise MoemuiError(f"{model}/{task}: the store group holds no score_* array")
-    n_samples = ds.sizes["sample"]
-    correct = None
-    if correct_only:
-        if "correct" not in ds:
-            raise MoemuiError(f"{model}/{task}: the store group holds no correct array")
-        correct = ds["correct"].values.astype(bool)
-    n_layers, n_exp, n_neu = ds.sizes["layer"], ds.sizes["expert"], ds.sizes["neuron"]
-    n_layer = n_exp * n_neu
-    total = n_layer * n_layers
+    if correct_only and isinstance(source, xr.Dataset) and "correct" not in source:
+        raise MoemuiError(f"{model}/{task}: the store group holds no correct array")
+    keys = as_keys(source, thresholds, model, task, sample_chunk)
+    total = keys.total_neurons
+    correct = keys.correct.astype(bool)
     rows = []
-    for variant in variants:
-        score_var, top_var = ds[f"score_{variant}"], ds[f"pairtop_{variant}"]
-        ks = {tau: k_for(tau, n_layer) for tau in thresholds}
-        union = {tau: np.zeros((n_layers, n_exp, n_neu), dtype=bool) for tau in thresholds}
-        union_ok = {tau: np.zeros((n_layers, n_exp, n_neu), dtype=bool) for tau in thresholds}
-        for start in range(0, n_samples, sample_chunk):
-            sl = slice(start, start + sample_chunk)
-            score = score_var[sl].values
-            top = top_var[sl].values
-            for tau, k in ks.items():
-                mask = key_neuron_mask(score, top, k)
-                union[tau] |= mask.any(axis=0)
-                if correct is not None:
-                    union_ok[tau] |= mask[correct[sl]].any(axis=0)
+    for variant in keys.variants:
         for tau in thresholds:
-            key = int(union[tau].sum())
+            sample, index = keys.entries(variant, tau)
+            key = int(np.unique(index).size)
             extra = {}
-            if correct is not None:
-                n_ok, key_ok = int(correct.sum()), int(union_ok[tau].sum())
+            if correct_only:
+                n_ok = int(correct.sum())
+                key_ok = int(np.unique(index[correct[sample]]).size)
                 extra = {
                     "mui_correct": key_ok / total if n_ok else math.nan,
                     "key_neurons_correct": key_ok,
@@ -139,7 +123,7 @@ def mui_table(
                     "mui": key / total,
                     "key_neurons": key,
                     "total_neurons": total,
-                    "n_samples": n_samples,
+                    "n_samples": keys.n_samples,
                     **extra,
                 }
             )

@@ -15,7 +15,7 @@ from moemui.errors import MoemuiError
 from moemui.io import atomic_write_text, read_records, write_records
 from moemui.metrics import k_for, mui_table
 from moemui.progress import progress
-from moemui.store import StoreWriter, index_store, open_or_set_aside
+from moemui.store import StoreWriter, index_store
 from moemui.tasks import make_task, read_jsonl, write_jsonl
 
 # torch and transformers load only in the steps that run a model (generate, capture),
@@ -169,17 +169,19 @@ def capture_task(
 
 
 def mui_cell(
-    store: str | os.PathLike,
-    model: str,
-    task: str,
+    group: str | os.PathLike,
     thresholds: list[float],
     out: str | os.PathLike,
     correct_only: bool = False,
 ) -> pd.DataFrame:
     """MUI of one (model, task) group at every threshold, written as CSV; with
-    ``correct_only``, also over the correctly answered samples only (extra columns)."""
-    group = open_or_set_aside(store, model, task)
-    table = mui_table(group, thresholds, model, task, correct_only=correct_only)
+    ``correct_only``, also over the correctly answered samples only (extra columns).
+
+    ``group`` is the store group directory or its key-neuron file (``.npz``)."""
+    from moemui.analyses.steps import read_keys
+
+    keys = read_keys(group, thresholds)
+    table = mui_table(keys, thresholds, keys.model, keys.task, correct_only=correct_only)
     write_csv(table, out)
     return table
 

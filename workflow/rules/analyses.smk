@@ -5,7 +5,7 @@
 
 rule tabulate_experts:
     input:
-        get_store_groups,
+        get_key_files,
     output:
         experts=report(
             "results/tables/experts.csv",
@@ -101,7 +101,7 @@ rule tabulate_mui_performance:
 
 rule tabulate_diversity:
     input:
-        get_store_groups,
+        get_key_files,
     output:
         report(
             "results/tables/diversity.csv",
@@ -132,7 +132,7 @@ rule ablate_neurons:
     input:
         model=get_model_dir,
         tasks="results/tasks/{task}.jsonl",
-        group="results/activations.zarr/{model}/{task}",
+        group="results/keys/{model}/{task}.npz",
     output:
         "results/tables/ablation/{model}/{task}.csv",
     log:

@@ -128,6 +128,11 @@ def get_store_groups(wildcards=None):
     return [f"results/activations.zarr/{m}/{t}" for m, t in CELLS]
 
 
+def get_key_files(wildcards=None):
+    """Every group's key neurons (rule derive_keys), what the analyses read."""
+    return [f"results/keys/{m}/{t}.npz" for m, t in CELLS]
+
+
 def get_trajectory_table(wildcards=None):
     """The trajectory table, when the config has a checkpoint series."""
     return "results/tables/trajectory.csv" if SERIES else []

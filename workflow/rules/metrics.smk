@@ -1,6 +1,29 @@
-rule compute_mui:
+rule derive_keys:
+    """Read a store group's score arrays once: its key neurons at every threshold, the
+    one input of every table of the group (MUI, experts, diversity, ablation)."""
     input:
         "results/activations.zarr/{model}/{task}",
+    output:
+        "results/keys/{model}/{task}.npz",
+    log:
+        "results/logs/derive_keys/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/derive_keys/{model}/{task}.tsv"
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        thresholds=config["thresholds"],
+        version=MOEMUI_VERSION,
+    shell:
+        """
+        moemui keys --group {input:q} --thresholds {params.thresholds} \
+            --out {output:q} 2>{log:q}
+        """
+
+
+rule compute_mui:
+    input:
+        "results/keys/{model}/{task}.npz",
     output:
         "results/tables/mui/{model}/{task}.csv",
     log:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from moemui.analyses.keys import key_sets, variants_of
+from moemui.analyses.keys import GroupKeys, as_keys
 from moemui.analyses.stats import gini
 from moemui.errors import MoemuiError
 
@@ -63,50 +63,45 @@ TOP_EXPERT_COLUMNS = [
 ]
 
 
-def _kinds(ds: xr.Dataset) -> np.ndarray:
-    if "expert_kind" in ds.coords:
-        return np.asarray([str(k) for k in ds["expert_kind"].values])
-    return np.full(ds.sizes["expert"], "routed")
-
-
-def activation_rates(ds: xr.Dataset) -> np.ndarray:
+def activation_rates(source: xr.Dataset | GroupKeys) -> np.ndarray:
     """``[layer, expert]``: the fraction of the task's response tokens routed to each
     expert (shared experts see every token: 1). NaN when the task has no response token.
     """
-    tokens = ds["route_tokens"].values.astype(np.int64).sum(axis=0)
-    total = int(ds["n_tokens"].values.astype(np.int64).sum())
+    keys = as_keys(source, [])
+    total = int(keys.n_tokens.sum())
     if total == 0:
-        return np.full(tokens.shape, np.nan)
-    return tokens / total
+        return np.full(keys.route_tokens.shape, np.nan)
+    return keys.route_tokens / total
 
 
 def expert_tables(
-    ds: xr.Dataset,
+    source: xr.Dataset | GroupKeys,
     thresholds: Iterable[float],
     rhos: Iterable[float],
     model: str,
     task: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-expert rows (:data:`EXPERT_COLUMNS`) and key-expert rows
-    (:data:`KEY_EXPERT_COLUMNS`) of one store group, for every variant and threshold.
+    (:data:`KEY_EXPERT_COLUMNS`) of one store group (or its derived key neurons), for
+    every variant and threshold.
     """
     thresholds = sorted({float(t) for t in thresholds})
     rhos = sorted({0.0, *(float(r) for r in rhos)})
-    n_samples = ds.sizes["sample"]
-    n_layers, n_exp, n_neu = ds.sizes["layer"], ds.sizes["expert"], ds.sizes["neuron"]
-    kinds = _kinds(ds)
+    keys = as_keys(source, thresholds, model, task)
+    n_samples, n_layers, n_exp = keys.n_samples, keys.n_layers, keys.n_experts
+    n_neu, kinds = keys.n_neurons, keys.expert_kind
     shared = np.tile(kinds == "shared", n_layers)  # flat (layer, expert)
-    layers = np.repeat(np.asarray(ds["layer"].values, dtype=np.int64), n_exp)
+    layers = np.repeat(keys.layers, n_exp)
     experts = np.tile(np.arange(n_exp), n_layers)
-    act = activation_rates(ds).ravel()
+    act = activation_rates(keys).ravel()
     expert_frames, key_rows = [], []
-    for variant in variants_of(ds):
-        for tau, sets in key_sets(ds, variant, thresholds).items():
-            key_samples = np.zeros(n_layers * n_exp, dtype=np.int64)
-            for idx in sets:
-                key_samples[np.unique(idx // n_neu)] += 1
-            union = np.unique(np.concatenate(sets)) if sets else np.array([], dtype=np.int64)
-            neurons = np.bincount(union // n_neu, minlength=n_layers * n_exp)
+    for variant in keys.variants:
+        for tau in thresholds:
+            sample, index = keys.entries(variant, tau)
+            # samples for which each expert holds a key neuron: distinct (sample, expert)
+            pairs = np.unique(sample * (n_layers * n_exp) + index // n_neu)
+            key_samples = np.bincount(pairs % (n_layers * n_exp), minlength=n_layers * n_exp)
+            neurons = np.bincount(np.unique(index) // n_neu, minlength=n_layers * n_exp)
             key_rate = key_samples / n_samples if n_samples else np.full(key_samples.shape, np.nan)
             expert_frames.append(
                 pd.DataFrame(
@@ -118,9 +113,9 @@ def expert_tables(
                         "layer": layers,
                         "expert": experts,
                         "expert_kind": np.tile(kinds, n_layers),
-                        "key_samples": key_samples,
+                        "key_samples": key_samples.astype(np.int64),
                         "key_rate": key_rate,
-                        "key_neurons": neurons,
+                        "key_neurons": neurons.astype(np.int64),
                         "activation_rate": act,
                         "n_samples": n_samples,
                     }
@@ -156,21 +151,22 @@ def expert_tables(
     )
 
 
-def top_experts(ds: xr.Dataset, model: str, task: str, top: int = 10) -> pd.DataFrame:
+def top_experts(
+    source: xr.Dataset | GroupKeys, model: str, task: str, top: int = 10
+) -> pd.DataFrame:
     """The ``top`` experts of a group by activation rate (ties: lower layer, then
     lower expert index first), with their kind (:data:`TOP_EXPERT_COLUMNS`)."""
-    rates = activation_rates(ds)
-    tokens = ds["route_tokens"].values.astype(np.int64).sum(axis=0)
-    n_exp = ds.sizes["expert"]
+    keys = as_keys(source, [], model, task)
+    n_exp = keys.n_experts
     table = pd.DataFrame(
         {
             "model": model,
             "task": task,
-            "layer": np.repeat(np.asarray(ds["layer"].values, dtype=np.int64), n_exp),
-            "expert": np.tile(np.arange(n_exp), ds.sizes["layer"]),
-            "expert_kind": np.tile(_kinds(ds), ds.sizes["layer"]),
-            "routed_tokens": tokens.ravel(),
-            "activation_rate": rates.ravel(),
+            "layer": np.repeat(keys.layers, n_exp),
+            "expert": np.tile(np.arange(n_exp), keys.n_layers),
+            "expert_kind": np.tile(keys.expert_kind, keys.n_layers),
+            "routed_tokens": keys.route_tokens.ravel(),
+            "activation_rate": activation_rates(keys).ravel(),
         }
     )
     table = table.sort_values(

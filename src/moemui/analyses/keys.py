@@ -1,20 +1,35 @@
-"""Per-sample key neurons as sparse index sets (SPEC §3), shared by the analyses.
+"""Per-sample key neurons of a store group, derived once and shared by the analyses.
 
-A sample's key neurons are few (about ``k_l`` per layer), so each sample keeps the
-sorted flat indices of its key neurons into the ``(layer, expert, neuron)`` grid
-rather than a dense mask: unions over any subset of samples stay cheap for models
-of any size.
+Reading a group's score arrays is the one costly step of every table at the paper's
+scale (tens of GB per model and task); the tables need only the key-neuron sets at the
+configured thresholds (SPEC §3). :meth:`GroupKeys.from_group` reads each
+``score_<variant>`` once and keeps, per sample, the sorted flat indices of its key
+neurons at the largest threshold, each with its *level*: the index of the smallest
+threshold (ascending) at which it is key. The sets are nested (theta only falls as k
+grows), so the set at the i-th threshold is the entries of level <= i. MUI, experts,
+diversity and ablation all read a :class:`GroupKeys`, which the workflow writes once
+per group (``results/keys/{model}/{task}.npz``, rule ``derive_keys``).
+
+Flat indices run over ``(layer position, expert, neuron)`` in C order, so ``index // N``
+is the flat ``(layer position, expert)`` index and ``index // (E * N)`` the layer
+position (``layers[position]`` is its decoder layer).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 
 from moemui.errors import MoemuiError
-from moemui.metrics import k_for, key_neuron_mask
+from moemui.io import atomic_write
+from moemui.metrics import k_for, thetas
+
+#: The format of a saved :class:`GroupKeys`; a file of another format is refused.
+KEYS_FORMAT = 1
 
 
 def variants_of(ds: xr.Dataset) -> list[str]:
@@ -22,16 +37,253 @@ def variants_of(ds: xr.Dataset) -> list[str]:
     return sorted(n.removeprefix("score_") for n in ds.data_vars if n.startswith("score_"))
 
 
+@dataclass
+class GroupKeys:
+    """The key-neuron sets of one store group at a list of thresholds, and the small
+    per-sample and per-expert arrays the tables need besides.
+
+    ``keys[variant]`` is ``(offsets [S+1], index, level)``: sample ``b``'s key neurons
+    at the largest threshold are ``index[offsets[b]:offsets[b+1]]`` (sorted), and entry
+    ``i`` is key from ``thresholds[level[i]]`` on. ``route_tokens`` is ``[L, E]``, the
+    scored positions routed to each expert, summed over samples.
+    """
+
+    model: str
+    task: str
+    samples: np.ndarray
+    correct: np.ndarray
+    n_tokens: np.ndarray
+    layers: np.ndarray
+    expert_kind: np.ndarray
+    n_neurons: int
+    route_tokens: np.ndarray
+    thresholds: tuple[float, ...]
+    keys: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def n_experts(self) -> int:
+        return len(self.expert_kind)
+
+    @property
+    def total_neurons(self) -> int:
+        """The MUI denominator N * L * (E_s + E_r)."""
+        return self.n_neurons * self.n_experts * self.n_layers
+
+    @property
+    def variants(self) -> list[str]:
+        return sorted(self.keys)
+
+    def level_of(self, tau: float) -> int:
+        """The position of threshold ``tau`` among :attr:`thresholds`."""
+        for i, t in enumerate(self.thresholds):
+            if abs(t - float(tau)) <= 1e-12 * t:  # the config's own tolerance
+                return i
+        have = ", ".join(f"{t:g}" for t in self.thresholds)
+        raise MoemuiError(
+            f"{self.model}/{self.task}: key neurons were derived at thresholds {have}, "
+            f"not {float(tau):g}; derive them again with it"
+        )
+
+    def entries(self, variant: str, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(sample, index)`` of every key neuron of every sample at ``tau``."""
+        if variant not in self.keys:
+            raise MoemuiError(
+                f"{self.model}/{self.task}: no key neurons of variant {variant!r} "
+                f"(has {self.variants})"
+            )
+        offsets, index, level = self.keys[variant]
+        sample = np.repeat(np.arange(self.n_samples), np.diff(offsets))
+        keep = level <= self.level_of(tau)
+        return sample[keep], index[keep]
+
+    def sets(self, variant: str, tau: float) -> list[np.ndarray]:
+        """Per sample, the sorted flat indices of its key neurons at ``tau``."""
+        sample, index = self.entries(variant, tau)
+        bounds = np.searchsorted(sample, np.arange(self.n_samples + 1))
+        return [index[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def head(self, n: int) -> GroupKeys:
+        """The keys of the first ``n`` samples."""
+        n = min(n, self.n_samples)
+        keys = {}
+        for variant, (offsets, index, level) in self.keys.items():
+            stop = offsets[n]
+            keys[variant] = (offsets[: n + 1], index[:stop], level[:stop])
+        return GroupKeys(
+            self.model, self.task, self.samples[:n], self.correct[:n], self.n_tokens[:n],
+            self.layers, self.expert_kind, self.n_neurons, self.route_tokens, self.thresholds,
+            keys,
+        )  # fmt: skip
+
+    # -- reading a group, once -----------------------------------------------------------
+    @classmethod
+    def from_group(
+        cls,
+        ds: xr.Dataset,
+        thresholds: Iterable[float],
+        model: str | None = None,
+        task: str | None = None,
+        sample_chunk: int = 16,
+    ) -> GroupKeys:
+        """Derive the key neurons of store group ``ds`` at ``thresholds``, reading each
+        ``score_<variant>`` and ``pairtop_<variant>`` once, a block of samples and one
+        layer at a time (memory: one block, whatever the group's size). With no
+        threshold, no score array is read."""
+        thresholds = tuple(sorted({float(t) for t in thresholds}))
+        if len(thresholds) > 255:
+            raise MoemuiError(f"{len(thresholds)} thresholds: at most 255 are derived at once")
+        model = model if model is not None else str(ds.attrs.get("model", ""))
+        task = task if task is not None else str(ds.attrs.get("task", ""))
+        variants = variants_of(ds)
+        if thresholds and not variants:
+            raise MoemuiError(f"{model}/{task}: the store group holds no score_* array")
+        n_samples = ds.sizes["sample"]
+        n_layers, n_exp, n_neu = ds.sizes["layer"], ds.sizes["expert"], ds.sizes["neuron"]
+        kinds = (
+            np.asarray([str(k) for k in ds["expert_kind"].values])
+            if "expert_kind" in ds.coords
+            else np.full(n_exp, "routed")
+        )
+        out = cls(
+            model=model,
+            task=task,
+            samples=np.asarray([str(s) for s in ds["sample"].values]),
+            correct=(
+                ds["correct"].values.astype(bool)
+                if "correct" in ds
+                else np.zeros(n_samples, dtype=bool)
+            ),
+            n_tokens=(
+                ds["n_tokens"].values.astype(np.int64)
+                if "n_tokens" in ds
+                else np.zeros(n_samples, dtype=np.int64)
+            ),
+            layers=np.asarray(ds["layer"].values, dtype=np.int64),
+            expert_kind=kinds,
+            n_neurons=int(n_neu),
+            route_tokens=(
+                ds["route_tokens"].values.astype(np.int64).sum(axis=0)
+                if "route_tokens" in ds
+                else np.zeros((n_layers, n_exp), dtype=np.int64)
+            ),
+            thresholds=thresholds,
+        )
+        if not thresholds:
+            return out
+        ks = [k_for(tau, n_exp * n_neu) for tau in thresholds]
+        for variant in variants:
+            score_var, top_var = ds[f"score_{variant}"], ds[f"pairtop_{variant}"]
+            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            for start in range(0, n_samples, sample_chunk):
+                sl = slice(start, start + sample_chunk)
+                top = top_var[sl].values  # [c, L, K]
+                theta = np.stack([thetas(top, k) for k in ks])  # [n_thr, c, L]
+                for pos in range(n_layers):
+                    score = score_var[sl, pos].values.reshape(top.shape[0], -1)  # [c, E*N]
+                    floor = theta[-1, :, pos, None]
+                    with np.errstate(invalid="ignore"):  # NaN: not kept, never key
+                        b, j = np.nonzero((score >= floor) & (score > 0))
+                    s = score[b, j]
+                    level = (theta[:, b, pos] > s).sum(axis=0).astype(np.uint8)
+                    parts.append((b + start, j + pos * n_exp * n_neu, level))
+            if parts:
+                sample = np.concatenate([p[0] for p in parts])
+                index = np.concatenate([p[1] for p in parts]).astype(np.int64)
+                level = np.concatenate([p[2] for p in parts])
+            else:
+                sample = index = np.zeros(0, dtype=np.int64)
+                level = np.zeros(0, dtype=np.uint8)
+            order = np.lexsort((index, sample))
+            counts = np.bincount(sample, minlength=n_samples)
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            out.keys[variant] = (offsets, index[order], level[order])
+        return out
+
+    # -- the derived artefact -------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the keys to ``path`` (NumPy ``.npz``), atomically."""
+        arrays = {
+            "format": np.asarray(KEYS_FORMAT),
+            "model": np.asarray(self.model),
+            "task": np.asarray(self.task),
+            "samples": self.samples.astype(str),
+            "correct": self.correct,
+            "n_tokens": self.n_tokens,
+            "layers": self.layers,
+            "expert_kind": self.expert_kind.astype(str),
+            "n_neurons": np.asarray(self.n_neurons),
+            "route_tokens": self.route_tokens,
+            "thresholds": np.asarray(self.thresholds, dtype=np.float64),
+            "variants": np.asarray(self.variants, dtype=str),
+        }
+        for variant, (offsets, index, level) in self.keys.items():
+            arrays[f"offsets_{variant}"] = offsets
+            arrays[f"index_{variant}"] = index
+            arrays[f"level_{variant}"] = level
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GroupKeys:
+        """Read keys written by :meth:`save`; fail naming the file when it is not one."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if int(z["format"]) != KEYS_FORMAT:
+                    raise MoemuiError(
+                        f"{path}: key-neuron file of format {int(z['format'])}, expected "
+                        f"{KEYS_FORMAT}; derive it again"
+                    )
+                variants = [str(v) for v in z["variants"]]
+                return cls(
+                    model=str(z["model"]),
+                    task=str(z["task"]),
+                    samples=z["samples"],
+                    correct=z["correct"],
+                    n_tokens=z["n_tokens"],
+                    layers=z["layers"],
+                    expert_kind=z["expert_kind"],
+                    n_neurons=int(z["n_neurons"]),
+                    route_tokens=z["route_tokens"],
+                    thresholds=tuple(float(t) for t in z["thresholds"]),
+                    keys={
+                        v: (z[f"offsets_{v}"], z[f"index_{v}"], z[f"level_{v}"]) for v in variants
+                    },
+                )
+        except FileNotFoundError:
+            raise MoemuiError(f"{path}: file not found") from None
+        except (OSError, KeyError, ValueError) as err:
+            raise MoemuiError(f"{path}: not a key-neuron file ({err})") from None
+
+
+def as_keys(
+    source: xr.Dataset | GroupKeys,
+    thresholds: Iterable[float],
+    model: str | None = None,
+    task: str | None = None,
+    sample_chunk: int = 16,
+) -> GroupKeys:
+    """``source`` as :class:`GroupKeys` holding ``thresholds``: a store group is read once
+    (:meth:`GroupKeys.from_group`); keys already derived are checked to hold them."""
+    if isinstance(source, GroupKeys):
+        for tau in thresholds:
+            source.level_of(tau)
+        return source
+    return GroupKeys.from_group(source, thresholds, model, task, sample_chunk)
+
+
 def key_sets(
-    ds: xr.Dataset,
+    source: xr.Dataset | GroupKeys,
     variant: str,
     thresholds: Iterable[float],
-    sample_chunk: int = 64,
 ) -> dict[float, list[np.ndarray]]:
     """Per threshold, per sample: the flat indices of the sample's key neurons.
-
-    Indices run over ``(layer, expert, neuron)`` in C order, so ``index // N`` is the
-    flat ``(layer, expert)`` index and ``index // (E * N)`` the layer position.
 
     Examples
     --------
@@ -39,24 +291,22 @@ def key_sets(
     >>> score = np.zeros((1, 1, 2, 3), dtype=np.float32); score[0, 0, 1, 2] = 4.0
     >>> top = np.array([[[4.0, np.nan]]], dtype=np.float32)
     >>> ds = xr.Dataset({"score_glu": (("sample", "layer", "expert", "neuron"), score),
-    ...                  "pairtop_glu": (("sample", "layer", "rank"), top)})
+    ...                  "pairtop_glu": (("sample", "layer", "rank"), top),
+    ...                  "route_tokens": (("sample", "layer", "expert"), [[[1, 1]]]),
+    ...                  "n_tokens": (("sample",), [1])},
+    ...                 coords={"sample": ["a"], "layer": [0]})
     >>> key_sets(ds, "glu", [0.1])[0.1]
     [array([5])]
     """
-    if f"score_{variant}" not in ds or f"pairtop_{variant}" not in ds:
-        raise MoemuiError(f"the store group holds no variant {variant!r} (has {variants_of(ds)})")
     thresholds = sorted({float(t) for t in thresholds})
-    n_layer = ds.sizes["expert"] * ds.sizes["neuron"]
-    ks = {tau: k_for(tau, n_layer) for tau in thresholds}
-    out: dict[float, list[np.ndarray]] = {tau: [] for tau in thresholds}
-    score_var, top_var = ds[f"score_{variant}"], ds[f"pairtop_{variant}"]
-    for start in range(0, ds.sizes["sample"], sample_chunk):
-        sl = slice(start, start + sample_chunk)
-        score, top = score_var[sl].values, top_var[sl].values
-        for tau, k in ks.items():
-            mask = key_neuron_mask(score, top, k).reshape(score.shape[0], -1)
-            out[tau].extend(np.flatnonzero(row) for row in mask)
-    return out
+    if isinstance(source, xr.Dataset) and (
+        f"score_{variant}" not in source or f"pairtop_{variant}" not in source
+    ):
+        raise MoemuiError(
+            f"the store group holds no variant {variant!r} (has {variants_of(source)})"
+        )
+    keys = as_keys(source, thresholds)
+    return {tau: keys.sets(variant, tau) for tau in thresholds}
 
 
 def union_size(sets: list[np.ndarray], pick: Iterable[int] | None = None) -> int:

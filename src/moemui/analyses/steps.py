@@ -16,7 +16,7 @@ import pandas as pd
 
 from moemui.analyses.diversity import diversity_table
 from moemui.analyses.experts import expert_tables, top_experts
-from moemui.analyses.keys import key_sets, variants_of
+from moemui.analyses.keys import GroupKeys, as_keys
 from moemui.analyses.performance import family_fits, mui_performance
 from moemui.analyses.robustness import robustness_table
 from moemui.errors import MoemuiError
@@ -38,6 +38,30 @@ def _open(path: str | os.PathLike):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
         return model, task, open_or_set_aside(store, model, task)
+
+
+def read_keys(path: str | os.PathLike, thresholds: list[float]) -> GroupKeys:
+    """The key neurons of one group at ``thresholds``: a key-neuron file (``.npz``,
+    written by :func:`derive_keys`) is read as it is; a store group directory is
+    checked, read once and its keys derived."""
+    if Path(path).suffix == ".npz":
+        keys = GroupKeys.load(path)
+        return _named(keys.model, keys.task, as_keys, keys, thresholds)
+    model, task, ds = _open(path)
+    return _named(model, task, GroupKeys.from_group, ds, thresholds, model, task)
+
+
+def derive_keys(
+    group: str | os.PathLike, thresholds: list[float], out: str | os.PathLike
+) -> GroupKeys:
+    """Read a store group's score arrays once and write its key neurons at every
+    threshold (:class:`GroupKeys`) to ``out``: what every table of the group reads."""
+    model, task, ds = _open(group)
+    keys = _named(model, task, GroupKeys.from_group, ds, thresholds, model, task)
+    keys.save(out)
+    n = {v: int(keys.keys[v][0][-1]) for v in keys.variants}
+    log.info("key neurons of %s/%s at %s: %s", model, task, thresholds, n)
+    return keys
 
 
 def _named(model: str, task: str, fn, *args):
@@ -64,14 +88,16 @@ def tabulate_experts(
     out_key_experts: str | os.PathLike,
     out_top: str | os.PathLike,
 ) -> None:
-    """Per-expert, key-expert and top-expert tables over every store group."""
+    """Per-expert, key-expert and top-expert tables over every group (key-neuron files
+    or store group directories, :func:`read_keys`)."""
     experts, key_experts, tops = [], [], []
     for path in groups:
-        model, task, ds = _open(path)
-        e, k = _named(model, task, expert_tables, ds, thresholds, rhos, model, task)
+        keys = read_keys(path, thresholds)
+        model, task = keys.model, keys.task
+        e, k = _named(model, task, expert_tables, keys, thresholds, rhos, model, task)
         experts.append(e)
         key_experts.append(k)
-        tops.append(top_experts(ds, model, task, top))
+        tops.append(top_experts(keys, model, task, top))
         log.info("experts of %s/%s", model, task)
     write_csv(pd.concat(experts, ignore_index=True), out_experts)
     write_csv(pd.concat(key_experts, ignore_index=True), out_key_experts)
@@ -111,21 +137,21 @@ def tabulate_diversity(
     seed: int,
     out: str | os.PathLike,
 ) -> pd.DataFrame:
-    """MUI of seeded random subsets of each task and of an equal-size mix, per model."""
-    by_model: dict[str, dict[str, object]] = {}
+    """MUI of seeded random subsets of each task and of an equal-size mix, per model,
+    from each group's key neurons (:func:`read_keys`)."""
+    by_model: dict[str, dict[str, GroupKeys]] = {}
     for path in groups:
-        model, task, ds = _open(path)
-        by_model.setdefault(model, {})[task] = ds
+        keys = read_keys(path, thresholds)
+        by_model.setdefault(keys.model, {})[keys.task] = keys
     frames = []
-    for model, datasets in by_model.items():
-        first = next(iter(datasets.values()))
-        total = first.sizes["layer"] * first.sizes["expert"] * first.sizes["neuron"]
+    for model, per_task in by_model.items():
+        total = next(iter(per_task.values())).total_neurons
         sets: dict[tuple[str, float], dict[str, list[np.ndarray]]] = {}
-        for task, ds in datasets.items():
-            for variant in variants_of(ds):
-                found = _named(model, task, key_sets, ds, variant, thresholds)
-                for tau, per_sample in found.items():
-                    sets.setdefault((variant, tau), {})[task] = per_sample
+        for task, keys in per_task.items():
+            for variant in keys.variants:
+                for tau in thresholds:
+                    per_sample = _named(model, task, keys.sets, variant, tau)
+                    sets.setdefault((variant, float(tau)), {})[task] = per_sample
         frames.append(diversity_table(sets, total, sizes, draws, seed, model))
     table = pd.concat(frames, ignore_index=True)
     write_csv(table, out)
@@ -153,8 +179,8 @@ def ablate(
     """Accuracy with the key neurons of (model, task, variant, threshold) zeroed, and
     with as many random neurons of the same experts zeroed (one draw per seed).
 
-    The key neurons are those of the first ``n_samples`` samples of the store group
-    (the samples re-scored), at ``threshold``.
+    The key neurons are those of the first ``n_samples`` samples of the group (a
+    key-neuron file or a store group directory, :func:`read_keys`), at ``threshold``.
     """
     import torch
 
@@ -164,15 +190,16 @@ def ablate(
     from moemui.sources import load_model
     from moemui.tasks import read_jsonl
 
-    _, task, ds = _open(group)
+    keys = read_keys(group, [threshold])
+    task = keys.task
     samples = read_jsonl(tasks)[:n_samples]
-    ids = [str(s) for s in ds["sample"].values[: len(samples)]]
-    if ids != [s["id"] for s in samples]:
+    keys = keys.head(len(samples))
+    if [str(s) for s in keys.samples] != [s["id"] for s in samples]:
         raise MoemuiError(f"{group}: sample ids differ from the task file {tasks}; re-capture")
-    sets = key_sets(ds.isel(sample=slice(0, len(samples))), variant, [threshold])[float(threshold)]
+    sets = _named(keys.model, task, keys.sets, variant, threshold)
     flat = np.unique(np.concatenate(sets)) if sets else np.array([], dtype=np.int64)
-    n_exp, n_neu = ds.sizes["expert"], ds.sizes["neuron"]
-    key = neurons_from_flat(flat, ds["layer"].values, n_exp, n_neu)
+    n_exp, n_neu = keys.n_experts, keys.n_neurons
+    key = neurons_from_flat(flat, keys.layers, n_exp, n_neu)
     if not key:
         raise MoemuiError(f"{model_id}/{task}: no key neuron at threshold {threshold}")
 
