@@ -190,6 +190,13 @@ def cmd_trajectory(args) -> None:
     write_csv(table, args.out)
 
 
+def cmd_plan(args) -> None:
+    from moemui.plan import format_plan, plan_rows, read_config
+
+    config = read_config(args.configfile, Path(args.default) if args.default else None)
+    print(format_plan(plan_rows(config, Path(args.results)), config["capture"]["keep"]))
+
+
 def cmd_inspect(args) -> None:
     from moemui.adapters import adapter_for
     from moemui.recipes import init_model, recipe_config
@@ -488,6 +495,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None)
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "plan",
+        help="print per (model, task) the samples, store bytes and weight memory of a config",
+    )
+    p.add_argument(
+        "--configfile",
+        nargs="+",
+        default=[],
+        help="config files merged on top of --default, as snakemake --configfile does",
+    )
+    p.add_argument(
+        "--default",
+        default="config/config.yaml",
+        help="the workflow's own config, read first when it exists (default: %(default)s)",
+    )
+    p.add_argument(
+        "--results",
+        default="results",
+        help="where materialised task files are counted (default: %(default)s)",
+    )
+    p.set_defaults(func=cmd_plan)
 
     _add_analysis_commands(sub)
     return parser
