@@ -150,7 +150,8 @@ def test_table_steps_run_without_torch_transformers_or_altair(tmp_path, run_with
     steps = [
         ["make-task", "--spec", spec, "--out", "tasks/arith.jsonl"],
         ["index-store", *groups],
-        ["mui", "--group", groups[0], "--thresholds", "0.05", "0.1", "--out", "mui/a.csv"],
+        ["keys", "--group", groups[0], "--thresholds", "0.05", "0.1", "--out", "keys/a.npz"],
+        ["mui", "--group", "keys/a.npz", "--thresholds", "0.05", "0.1", "--out", "mui/a.csv"],
         ["mui", "--group", groups[1], "--thresholds", "0.05", "0.1", "--out", "mui/b.csv"],
         ["concat", "mui/a.csv", "mui/b.csv", "--out", "mui.csv"],
         [

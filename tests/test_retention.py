@@ -35,11 +35,10 @@ MAX_THRESHOLD = 0.01
 THRESHOLDS = [0.0002, 0.0008, 0.001, 0.002, 0.005, MAX_THRESHOLD]
 VARIANTS = ("gate", "glu", "act")
 LENGTHS = [12, 1, 0, 20, 7, 9, 16]  # response tokens; one sample has none
-CELLS = [(recipe, "next") for recipe in sorted(RECIPES)] + [
-    ("deepseek_v3_tiny", "same_position"),
-    ("qwen2_moe_tiny", "same_position"),
-    ("trained", "next"),
-    ("trained", "same_position"),
+CELLS = [
+    (recipe, target)
+    for recipe in [*sorted(RECIPES), "trained"]
+    for target in ("next", "same_position")
 ]
 TRAINED = replace(
     TRAINED_RECIPES["olmoe_smoke"],

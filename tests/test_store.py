@@ -111,3 +111,17 @@ def test_stale_partial_from_killed_run_is_removed(tmp_path):
     _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
     assert not stale.exists()
     assert open_group(root, "m", "t").sizes["sample"] == 1
+
+
+def test_check_store_knows_the_retained_layout(tmp_path):
+    """``keep`` is part of the contract: a group claiming an unknown layout is named."""
+    from moemui.store import group_problems
+
+    root = tmp_path / "act.zarr"
+    _write(root / "m" / "t", ["a", "b"], [_batch(2, 0)]).publish()
+    assert group_problems(root, "m", "t") == []
+    assert zarr.open_group(root / "m" / "t").attrs["keep"] == "key"
+    zarr.open_group(root / "m" / "t").attrs["keep"] = "some"
+    assert group_problems(root, "m", "t") == [
+        "attribute 'keep' is 'some', expected one of ['key', 'all']"
+    ]
