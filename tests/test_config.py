@@ -97,6 +97,12 @@ MALFORMED = [
         "is not of type 'boolean'",
     ),
     (
+        "capture-keep",
+        _set("capture.keep", "most"),
+        "capture.keep",
+        "'most' is not one of ['key', 'all']",
+    ),
+    (
         "generation-batch-size",
         _set("generation.batch_size", 0),
         "generation.batch_size",
@@ -308,6 +314,7 @@ def test_validate_fills_defaults():
         "max_threshold": 0.01,
         "batch_size": 8,
         "batch_invariant": True,
+        "keep": "key",
     }
 
 
@@ -363,6 +370,7 @@ def test_shipped_config_validates_with_defaults():
         "max_threshold": 0.01,
         "batch_size": 8,
         "batch_invariant": True,
+        "keep": "key",
     }
 
 
