@@ -111,8 +111,9 @@ def dir_bytes(path: Path, prefix: str = "") -> int:
     return total
 
 
-def measure(name: str, samples: int, work: Path) -> dict:
-    model_dir = slice_model(name, work / "model")
+def random_task(work: Path, samples: int) -> None:
+    """A task file ``work/t`` and its responses ``work/r``: random prompts of PROMPT
+    tokens and responses of RESPONSE tokens (every other one marked correct)."""
     rng = np.random.default_rng(0)
     ids = [f"s{i}" for i in range(samples)]
     write_jsonl(
@@ -128,12 +129,17 @@ def measure(name: str, samples: int, work: Path) -> dict:
                 "response_ids": rng.integers(3, VOCAB, RESPONSE).tolist(),
                 "response": "",
                 "answer": None,
-                "correct": False,
+                "correct": bool(n % 2),
                 "n_response_tokens": RESPONSE,
             }
-            for i in ids
+            for n, i in enumerate(ids)
         ],
     )
+
+
+def measure(name: str, samples: int, work: Path) -> dict:
+    model_dir = slice_model(name, work / "model")
+    random_task(work, samples)
     out = {"name": name}
     for keep in ("all", "key"):
         group = work / f"store-{keep}.zarr" / "m" / "t"

@@ -22,49 +22,26 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from moemui.analyses.diversity import diversity_table
 from moemui.analyses.experts import expert_tables, top_experts
 from moemui.analyses.keys import key_sets
-from moemui.io import write_records
 from moemui.metrics import mui_table
 from moemui.pipeline import capture_task
 from moemui.store import open_group
-from moemui.tasks import write_jsonl
 
 THRESHOLDS = [0.0008, 0.001, 0.002]
-PROMPT, RESPONSE, VOCAB = 64, 256, 259
+PROMPT, RESPONSE = 64, 256
 
 
 def build_store(work: Path, samples: int, keep: str) -> Path:
-    from store_bench import slice_model
+    from store_bench import random_task, slice_model
 
     model = work / "model"
     if not model.exists():
         slice_model("qwen3-30b-a3b", model)
-    rng = np.random.default_rng(0)
-    ids = [f"s{i}" for i in range(samples)]
-    write_jsonl(
-        [{"id": i, "prompt": "", "reference": "", "meta": {"kind": "exact"}} for i in ids],
-        work / "t",
-    )
-    write_records(
-        work / "r",
-        [
-            {
-                "id": i,
-                "prompt_ids": rng.integers(3, VOCAB, PROMPT).tolist(),
-                "response_ids": rng.integers(3, VOCAB, RESPONSE).tolist(),
-                "response": "",
-                "answer": None,
-                "correct": bool(n % 2),
-                "n_response_tokens": RESPONSE,
-            }
-            for n, i in enumerate(ids)
-        ],
-    )
+    random_task(work, samples)
     group = work / f"{keep}.zarr" / "m" / "t"
     capture_task(
         "m", str(model), "t", work / "t", work / "r", group, variants=("gate", "glu"),

@@ -503,42 +503,30 @@ def test_a_new_package_version_reruns_what_it_touches(
 
 
 @pytest.mark.workflow
-def test_batched_capture_recaptures_without_regenerating(
-    finished_run, tmp_path_factory, write_config, run_snakemake
+@pytest.mark.parametrize(
+    ("key", "value", "flag"),
+    [
+        # the scores change (to rounding)
+        ("batch_invariant", False, "--no-batch-invariant --keep"),
+        # what the store holds changes
+        ("keep", "all", "--keep all"),
+    ],
+)
+def test_a_capture_setting_recaptures_without_regenerating(
+    finished_run, tmp_path_factory, write_config, run_snakemake, key, value, flag
 ):
-    """capture.batch_invariant changes the scores (to rounding): it re-runs every capture
-    with the flag, and no generation."""
-    workdir = tmp_path_factory.mktemp("batched") / "run"
+    """A capture setting re-runs every capture with its flag, and no generation."""
+    workdir = tmp_path_factory.mktemp(key) / "run"
     shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
     config = copy.deepcopy(finished_run.config)
-    config.setdefault("capture", {})["batch_invariant"] = False
+    config.setdefault("capture", {})[key] = value
     write_config(workdir, config)
     dry = run_snakemake(workdir, "-n", "-p", timeout=300)
     assert dry.returncode == 0, dry.stdout[-4000:]
     counts = job_counts(dry.stdout)
     assert counts["capture_scores"] == 4 and "generate_responses" not in counts, counts
     commands = dry.stdout.count(" capture --model-id")  # once per job's shell command
-    assert commands >= 4 and dry.stdout.count("--no-batch-invariant --keep") == commands
-    assert "params have changed" in dry.stdout.lower()
-
-
-@pytest.mark.workflow
-def test_keep_all_recaptures_without_regenerating(
-    finished_run, tmp_path_factory, write_config, run_snakemake
-):
-    """capture.keep changes what the store holds: it re-runs every capture with the
-    flag, and no generation."""
-    workdir = tmp_path_factory.mktemp("keep_all") / "run"
-    shutil.copytree(finished_run.workdir, workdir, symlinks=True, copy_function=shutil.copy2)
-    config = copy.deepcopy(finished_run.config)
-    config.setdefault("capture", {})["keep"] = "all"
-    write_config(workdir, config)
-    dry = run_snakemake(workdir, "-n", "-p", timeout=300)
-    assert dry.returncode == 0, dry.stdout[-4000:]
-    counts = job_counts(dry.stdout)
-    assert counts["capture_scores"] == 4 and "generate_responses" not in counts, counts
-    commands = dry.stdout.count(" capture --model-id")  # once per job's shell command
-    assert commands >= 4 and dry.stdout.count("--keep all") == commands
+    assert commands >= 4 and dry.stdout.count(flag) == commands
     assert "params have changed" in dry.stdout.lower()
 
 

@@ -122,28 +122,20 @@ def hook_fused_experts(capture, experts: nn.Module, slot: int, layer_index: int)
         capture.score_routed(experts, slot, perm // top_k, expert_g, weights[perm], h, act)
 
     handles = [experts.register_forward_pre_hook(keep_routing, with_kwargs=True)]
-    if experts.has_gate:
-        original = experts._apply_gate
+    # gated: the method that turns the gate/up projection into h; non-gated: the activation
+    name = "_apply_gate" if experts.has_gate else "act_fn"
+    compute_h = getattr(experts, name)
+    if isinstance(compute_h, torch.nn.Module):
+        handles.append(compute_h.register_forward_hook(lambda m, a, out: take(a[0], out)))
+        return handles
 
-        def apply_gate(gate_up_out):
-            h = original(gate_up_out)
-            take(gate_up_out, h)
-            return h
+    def passing_through(proj_out):
+        h = compute_h(proj_out)
+        take(proj_out, h)
+        return h
 
-        experts._apply_gate = apply_gate
-        handles.append(AttributeRestore(experts, "_apply_gate"))
-    elif isinstance(experts.act_fn, torch.nn.Module):
-        handles.append(experts.act_fn.register_forward_hook(lambda m, a, out: take(a[0], out)))
-    else:
-        act_fn = experts.act_fn
-
-        def activation(x):
-            h = act_fn(x)
-            take(x, h)
-            return h
-
-        experts.act_fn = activation
-        handles.append(AttributeRestore(experts, "act_fn"))
+    setattr(experts, name, passing_through)  # on the instance; the class's stays as it is
+    handles.append(AttributeRestore(experts, name))
     return handles
 
 
