@@ -70,7 +70,9 @@ def test_rows_against_an_independent_count(config_file, tmp_path):
         assert full == len(geo.moe_layers) * (3 * (4 * n_exp * n_neu + 4 * k_top) + 8 * n_exp) + 16
     hub = rows["hub-model", "gsm8k"]
     assert hub["store_bytes"] is None and hub["weight_bytes"] is None
-    assert hub["problem"] == "config of nobody/not-cached-moe@v1 not in the Hugging Face cache"
+    assert hub["problem"] == (
+        "model 'hub-model': config of nobody/not-cached-moe@v1 not in the Hugging Face cache"
+    )
     text = format_plan(list(rows.values()), "key")
     assert "total store (keep: key):" in text and "(3 cells unknown)" in text
     assert "largest model: olmoe-tiny" in text or "largest model: local-ds" in text

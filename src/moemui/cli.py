@@ -199,19 +199,10 @@ def cmd_plan(args) -> None:
 
 def cmd_inspect(args) -> None:
     from moemui.adapters import adapter_for
-    from moemui.recipes import init_model, recipe_config
-    from moemui.sources import model_skeleton, parse_source
+    from moemui.sources import model_skeleton
 
-    source = parse_source(args.source, args.source)
-    if source.kind == "builtin":
-        model = init_model(recipe_config(source.ref), seed=0)
-    elif source.kind == "trained":
-        from moemui.train import model_config, parse_trained, trained_recipe
-
-        recipe = trained_recipe(parse_trained(source.ref)[0])
-        model = init_model(model_config(recipe), seed=0)
-    else:  # from the config alone, on the meta device: no weights read, nothing run
-        model = model_skeleton(source.ref, args.source, args.revision)
+    # from the config alone, on the meta device: no weights read, nothing run
+    model = model_skeleton(args.source, args.source, args.revision)
     geometry = adapter_for(model, args.source).geometry(model, args.source)
     info = geometry.as_dict()
     if args.json:

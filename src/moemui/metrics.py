@@ -15,7 +15,6 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from moemui.errors import MoemuiError
 
@@ -95,11 +94,11 @@ def mui_table(
     from moemui.analyses.keys import as_keys
 
     thresholds = sorted(set(float(t) for t in thresholds))
-    if correct_only and isinstance(source, xr.Dataset) and "correct" not in source:
-        raise MoemuiError(f"{model}/{task}: the store group holds no correct array")
     keys = as_keys(source, thresholds, model, task, sample_chunk)
+    if correct_only and keys.correct is None:
+        raise MoemuiError(f"{model}/{task}: the store group holds no correct array")
     total = keys.total_neurons
-    correct = keys.correct.astype(bool)
+    correct = keys.correct
     rows = []
     for variant in keys.variants:
         for tau in thresholds:

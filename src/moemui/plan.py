@@ -86,48 +86,24 @@ class ModelSize:
 
 
 def model_size(model: dict) -> ModelSize:
-    """Geometry and parameter count of a config model, from its config alone."""
-    import torch
-    from transformers import AutoConfig
-
+    """Geometry and parameter count of a config model, from its config alone
+    (:func:`moemui.sources.model_skeleton`; a Hub config only from the cache)."""
     from moemui.adapters import adapter_for
-    from moemui.sources import _from_config, check_architecture, parse_source
+    from moemui.sources import model_skeleton
 
     name = model["id"]
-    source = parse_source(model["source"], name)
     try:
-        if source.kind == "builtin":
-            from moemui.recipes import recipe_config
-
-            config = recipe_config(source.ref)
-        elif source.kind == "trained":
-            from moemui.train import model_config, parse_trained, trained_recipe
-
-            config = model_config(trained_recipe(parse_trained(source.ref)[0]))
-        else:
-            where = Path(source.ref).expanduser() if source.kind == "local" else source.ref
-            kwargs = {} if source.kind == "local" else {"revision": model.get("revision")}
-            try:
-                config = AutoConfig.from_pretrained(
-                    str(where),
-                    local_files_only=True,
-                    trust_remote_code=bool(model.get("trust_remote_code", False)),
-                    **{k: v for k, v in kwargs.items() if v},
-                )
-            except (OSError, ValueError) as err:
-                if source.kind == "hub":
-                    rev = model.get("revision") or "main"
-                    why = f"config of {source.ref}@{rev} not in the Hugging Face cache"
-                else:
-                    why = f"cannot read the config of {where}: {str(err).splitlines()[0]}"
-                return ModelSize(None, None, why)
-            check_architecture(list(getattr(config, "architectures", None) or []), name)
-        with torch.device("meta"):
-            skeleton = _from_config(config)
+        skeleton = model_skeleton(
+            model["source"],
+            name,
+            model.get("revision"),
+            local_files_only=True,
+            trust_remote_code=bool(model.get("trust_remote_code", False)),
+        )
         geometry = adapter_for(skeleton, name).geometry(skeleton, name).as_dict()
-        return ModelSize(geometry, sum(p.numel() for p in skeleton.parameters()))
     except MoemuiError as err:
         return ModelSize(None, None, str(err))
+    return ModelSize(geometry, sum(p.numel() for p in skeleton.parameters()))
 
 
 def store_bytes_per_sample(geometry: dict, k_top: int, n_variants: int, keep: str) -> int:

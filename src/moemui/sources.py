@@ -148,23 +148,52 @@ def _location(path_or_id: str, model: str, revision: str | None) -> tuple[str, d
     return path_or_id, {"revision": revision or "main"}, False
 
 
-def model_skeleton(path_or_id: str, model: str, revision: str | None = None):
-    """The model of a directory or Hub id built from its config alone, on the meta device.
+def model_skeleton(
+    source: str,
+    model: str,
+    revision: str | None = None,
+    *,
+    local_files_only: bool = False,
+    trust_remote_code: bool = False,
+):
+    """The model of a config source built from its config alone, on the meta device.
 
-    No weight is read and nothing runs: enough to read the MoE geometry (``moemui
-    inspect``). A directory needs only its ``config.json`` (no tokenizer).
+    No weight is read and nothing runs: enough to read the MoE geometry and count the
+    parameters (``moemui inspect``, ``moemui plan``). ``source`` is any config source
+    (``builtin:``, ``trained:``, a directory, which needs only its ``config.json``, or a
+    Hub id); with ``local_files_only`` a Hub config must be in the Hugging Face cache.
     """
     import torch
     from transformers import AutoConfig
 
-    where, kwargs, _ = _location(path_or_id, model, revision)
-    try:
-        config = AutoConfig.from_pretrained(where, **kwargs)
-    except (OSError, ValueError) as err:
-        raise MoemuiError(
-            f"model {model!r}: cannot read the config of {where}: {str(err).splitlines()[0]}"
-        ) from None
-    check_architecture(list(getattr(config, "architectures", None) or []), model)
+    parsed = parse_source(source, model)
+    if parsed.kind == "builtin":
+        from moemui.recipes import recipe_config
+
+        config = recipe_config(parsed.ref)
+    elif parsed.kind == "trained":
+        from moemui.train import model_config, parse_trained, trained_recipe
+
+        config = model_config(trained_recipe(parse_trained(parsed.ref)[0]))
+    else:
+        where, kwargs, _ = _location(parsed.ref, model, revision)
+        try:
+            config = AutoConfig.from_pretrained(
+                where,
+                local_files_only=local_files_only,
+                trust_remote_code=trust_remote_code,
+                **kwargs,
+            )
+        except (OSError, ValueError) as err:
+            if parsed.kind == "hub" and local_files_only:
+                raise MoemuiError(
+                    f"model {model!r}: config of {where}@{kwargs['revision']} not in the "
+                    "Hugging Face cache"
+                ) from None
+            raise MoemuiError(
+                f"model {model!r}: cannot read the config of {where}: {str(err).splitlines()[0]}"
+            ) from None
+        check_architecture(list(getattr(config, "architectures", None) or []), model)
     with torch.device("meta"):
         return _from_config(config)
 

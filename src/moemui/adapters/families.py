@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from moemui.adapters.base import MoeLayer
 from moemui.adapters.generic import GenericMoeAdapter
-from moemui.adapters.hooks import call_arguments, recompute_pairs
+from moemui.adapters.hooks import argument_reader, recompute_pairs
 
 if TYPE_CHECKING:
     import torch
@@ -98,6 +98,7 @@ class _LoopExpertsAdapter(GenericMoeAdapter):
 
         experts = layer.experts
         n_routed = self.num_routed(experts)
+        arguments = argument_reader(experts)
 
         def gate_up(e, x):
             w_gate, w_up, _ = self.gate_up_down(experts, e)
@@ -106,7 +107,7 @@ class _LoopExpertsAdapter(GenericMoeAdapter):
         def score(module, args, kwargs):
             if not capture.collecting:
                 return
-            x, index, weights = call_arguments(module, args, kwargs)[:3]
+            x, index, weights = arguments(args, kwargs)[:3]
             x = x.reshape(-1, x.shape[-1])
             flat = index.reshape(-1)
             pairs = torch.nonzero(flat < n_routed).squeeze(1)  # identity experts: no neuron
@@ -278,10 +279,12 @@ class InklingAdapter(GenericMoeAdapter):
     def install(self, layer, capture, slot):
         import torch
 
+        arguments = argument_reader(layer.shared)
+
         def score(module, args, kwargs):
             if not capture.collecting:
                 return
-            hidden_states, gammas = call_arguments(module, args, kwargs)[:2]
+            hidden_states, gammas = arguments(args, kwargs)[:2]
             m = module.n_shared_experts
             x = hidden_states.reshape(1, -1, hidden_states.shape[-1]).expand(m, -1, -1)
             gammas = gammas.reshape(-1, m, 1).transpose(0, 1)
@@ -330,10 +333,12 @@ class DogeAdapter(GenericMoeAdapter):
         return experts.up_embed.weight.unsqueeze(-1)  # [E, H, 1]
 
     def install(self, layer, capture, slot):
+        arguments = argument_reader(layer.block)
+
         def score(module, args, kwargs, output):
             if not capture.collecting:
                 return
-            hidden_states = call_arguments(module, args, kwargs)[0]
+            hidden_states = arguments(args, kwargs)[0]
             _score_doge(module, capture, slot, hidden_states, output[1])
 
         return [layer.block.register_forward_hook(score, with_kwargs=True)]

@@ -46,10 +46,18 @@ class AttributeRestore:
         self.module.__dict__.pop(self.name, None)
 
 
-def call_arguments(module: nn.Module, args: tuple, kwargs: dict) -> list:
-    """The values a module's forward is called with, in its signature's order."""
-    bound = inspect.signature(module.forward).bind(*args, **kwargs)
-    return list(bound.arguments.values())
+def argument_reader(module: nn.Module) -> Callable[[tuple, dict], list]:
+    """A function ``(args, kwargs) -> values`` giving the values a module's forward is
+    called with, in its signature's order (the signature is read once, here, not on
+    every call)."""
+    signature = inspect.signature(module.forward)
+
+    def read(args: tuple, kwargs: dict) -> list:
+        if not kwargs:
+            return list(args)
+        return list(signature.bind(*args, **kwargs).arguments.values())
+
+    return read
 
 
 def gate_activation(experts: nn.Module, proj_out: torch.Tensor) -> torch.Tensor:
@@ -92,9 +100,10 @@ def hook_fused_experts(capture, experts: nn.Module, slot: int, layer_index: int)
             f"batched_mm); layer {layer_index} uses {impl!r}"
         )
     pending: list = []
+    arguments = argument_reader(experts)
 
     def keep_routing(module, args, kwargs):
-        _, index, weights = call_arguments(module, args, kwargs)[:3]
+        _, index, weights = arguments(args, kwargs)[:3]
         pending.append((index.shape[-1], index.reshape(-1), weights.reshape(-1)))
 
     def take(proj_out: torch.Tensor, h: torch.Tensor) -> None:

@@ -68,6 +68,10 @@ def activation_rates(source: xr.Dataset | GroupKeys) -> np.ndarray:
     expert (shared experts see every token: 1). NaN when the task has no response token.
     """
     keys = as_keys(source, [])
+    if keys.route_tokens is None or keys.n_tokens is None:
+        raise MoemuiError(
+            f"{keys.model}/{keys.task}: the store group holds no route_tokens and n_tokens"
+        )
     total = int(keys.n_tokens.sum())
     if total == 0:
         return np.full(keys.route_tokens.shape, np.nan)
@@ -99,7 +103,7 @@ def expert_tables(
         for tau in thresholds:
             sample, index = keys.entries(variant, tau)
             # samples for which each expert holds a key neuron: distinct (sample, expert)
-            pairs = np.unique(sample * (n_layers * n_exp) + index // n_neu)
+            pairs = np.unique(sample.astype(np.int64) * (n_layers * n_exp) + index // n_neu)
             key_samples = np.bincount(pairs % (n_layers * n_exp), minlength=n_layers * n_exp)
             neurons = np.bincount(np.unique(index) // n_neu, minlength=n_layers * n_exp)
             key_rate = key_samples / n_samples if n_samples else np.full(key_samples.shape, np.nan)
@@ -113,9 +117,9 @@ def expert_tables(
                         "layer": layers,
                         "expert": experts,
                         "expert_kind": np.tile(kinds, n_layers),
-                        "key_samples": key_samples.astype(np.int64),
+                        "key_samples": key_samples,
                         "key_rate": key_rate,
-                        "key_neurons": neurons.astype(np.int64),
+                        "key_neurons": neurons,
                         "activation_rate": act,
                         "n_samples": n_samples,
                     }

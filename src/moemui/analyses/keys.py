@@ -42,7 +42,8 @@ class GroupKeys:
     """The key-neuron sets of one store group at a list of thresholds, and the small
     per-sample and per-expert arrays the tables need besides.
 
-    ``keys[variant]`` is ``(offsets [S+1], index, level)``: sample ``b``'s key neurons
+    ``keys[variant]`` is ``(offsets [S+1], index, level)`` (``index``: int32 flat
+    indices, int64 for a model of over 2**31 neurons): sample ``b``'s key neurons
     at the largest threshold are ``index[offsets[b]:offsets[b+1]]`` (sorted), and entry
     ``i`` is key from ``thresholds[level[i]]`` on. ``route_tokens`` is ``[L, E]``, the
     scored positions routed to each expert, summed over samples.
@@ -51,14 +52,18 @@ class GroupKeys:
     model: str
     task: str
     samples: np.ndarray
-    correct: np.ndarray
-    n_tokens: np.ndarray
+    correct: np.ndarray | None  # None: the group has no correct array
+    n_tokens: np.ndarray | None  # None: the group has no n_tokens array
     layers: np.ndarray
     expert_kind: np.ndarray
     n_neurons: int
-    route_tokens: np.ndarray
+    route_tokens: np.ndarray | None  # None: the group has no route_tokens array
     thresholds: tuple[float, ...]
     keys: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: Per variant, the sample of every entry (derived from the offsets once, on first use).
+    _entry_samples: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def n_samples(self) -> int:
@@ -100,7 +105,10 @@ class GroupKeys:
                 f"(has {self.variants})"
             )
         offsets, index, level = self.keys[variant]
-        sample = np.repeat(np.arange(self.n_samples), np.diff(offsets))
+        sample = self._entry_samples.get(variant)
+        if sample is None:
+            sample = np.repeat(np.arange(self.n_samples, dtype=np.int32), np.diff(offsets))
+            self._entry_samples[variant] = sample
         keep = level <= self.level_of(tau)
         return sample[keep], index[keep]
 
@@ -118,7 +126,9 @@ class GroupKeys:
             stop = offsets[n]
             keys[variant] = (offsets[: n + 1], index[:stop], level[:stop])
         return GroupKeys(
-            self.model, self.task, self.samples[:n], self.correct[:n], self.n_tokens[:n],
+            self.model, self.task, self.samples[:n],
+            None if self.correct is None else self.correct[:n],
+            None if self.n_tokens is None else self.n_tokens[:n],
             self.layers, self.expert_kind, self.n_neurons, self.route_tokens, self.thresholds,
             keys,
         )  # fmt: skip
@@ -156,29 +166,23 @@ class GroupKeys:
             model=model,
             task=task,
             samples=np.asarray([str(s) for s in ds["sample"].values]),
-            correct=(
-                ds["correct"].values.astype(bool)
-                if "correct" in ds
-                else np.zeros(n_samples, dtype=bool)
-            ),
-            n_tokens=(
-                ds["n_tokens"].values.astype(np.int64)
-                if "n_tokens" in ds
-                else np.zeros(n_samples, dtype=np.int64)
-            ),
+            correct=ds["correct"].values.astype(bool) if "correct" in ds else None,
+            n_tokens=ds["n_tokens"].values.astype(np.int64) if "n_tokens" in ds else None,
             layers=np.asarray(ds["layer"].values, dtype=np.int64),
             expert_kind=kinds,
             n_neurons=int(n_neu),
             route_tokens=(
                 ds["route_tokens"].values.astype(np.int64).sum(axis=0)
                 if "route_tokens" in ds
-                else np.zeros((n_layers, n_exp), dtype=np.int64)
+                else None
             ),
             thresholds=thresholds,
         )
         if not thresholds:
             return out
         ks = [k_for(tau, n_exp * n_neu) for tau in thresholds]
+        # flat indices in 4 bytes: 58 layers x 257 experts x 2048 neurons is 30.5 M
+        index_type = np.int32 if out.total_neurons < 2**31 else np.int64
         for variant in variants:
             score_var, top_var = ds[f"score_{variant}"], ds[f"pairtop_{variant}"]
             parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -196,10 +200,10 @@ class GroupKeys:
                     parts.append((b + start, j + pos * n_exp * n_neu, level))
             if parts:
                 sample = np.concatenate([p[0] for p in parts])
-                index = np.concatenate([p[1] for p in parts]).astype(np.int64)
+                index = np.concatenate([p[1] for p in parts]).astype(index_type)
                 level = np.concatenate([p[2] for p in parts])
             else:
-                sample = index = np.zeros(0, dtype=np.int64)
+                sample, index = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=index_type)
                 level = np.zeros(0, dtype=np.uint8)
             order = np.lexsort((index, sample))
             counts = np.bincount(sample, minlength=n_samples)
@@ -210,17 +214,17 @@ class GroupKeys:
     # -- the derived artefact -------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the keys to ``path`` (NumPy ``.npz``), atomically."""
+        optional = {"correct": self.correct, "n_tokens": self.n_tokens}
+        optional["route_tokens"] = self.route_tokens
         arrays = {
             "format": np.asarray(KEYS_FORMAT),
             "model": np.asarray(self.model),
             "task": np.asarray(self.task),
             "samples": self.samples.astype(str),
-            "correct": self.correct,
-            "n_tokens": self.n_tokens,
+            **{name: value for name, value in optional.items() if value is not None},
             "layers": self.layers,
             "expert_kind": self.expert_kind.astype(str),
             "n_neurons": np.asarray(self.n_neurons),
-            "route_tokens": self.route_tokens,
             "thresholds": np.asarray(self.thresholds, dtype=np.float64),
             "variants": np.asarray(self.variants, dtype=str),
         }
@@ -245,12 +249,12 @@ class GroupKeys:
                     model=str(z["model"]),
                     task=str(z["task"]),
                     samples=z["samples"],
-                    correct=z["correct"],
-                    n_tokens=z["n_tokens"],
+                    correct=z["correct"] if "correct" in z.files else None,
+                    n_tokens=z["n_tokens"] if "n_tokens" in z.files else None,
                     layers=z["layers"],
                     expert_kind=z["expert_kind"],
                     n_neurons=int(z["n_neurons"]),
-                    route_tokens=z["route_tokens"],
+                    route_tokens=z["route_tokens"] if "route_tokens" in z.files else None,
                     thresholds=tuple(float(t) for t in z["thresholds"]),
                     keys={
                         v: (z[f"offsets_{v}"], z[f"index_{v}"], z[f"level_{v}"]) for v in variants
@@ -291,12 +295,9 @@ def key_sets(
     >>> score = np.zeros((1, 1, 2, 3), dtype=np.float32); score[0, 0, 1, 2] = 4.0
     >>> top = np.array([[[4.0, np.nan]]], dtype=np.float32)
     >>> ds = xr.Dataset({"score_glu": (("sample", "layer", "expert", "neuron"), score),
-    ...                  "pairtop_glu": (("sample", "layer", "rank"), top),
-    ...                  "route_tokens": (("sample", "layer", "expert"), [[[1, 1]]]),
-    ...                  "n_tokens": (("sample",), [1])},
-    ...                 coords={"sample": ["a"], "layer": [0]})
-    >>> key_sets(ds, "glu", [0.1])[0.1]
-    [array([5])]
+    ...                  "pairtop_glu": (("sample", "layer", "rank"), top)})
+    >>> [s.tolist() for s in key_sets(ds, "glu", [0.1])[0.1]]
+    [[5]]
     """
     thresholds = sorted({float(t) for t in thresholds})
     if isinstance(source, xr.Dataset) and (
