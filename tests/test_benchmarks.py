@@ -513,14 +513,15 @@ CHAT = (
 
 
 class _ScriptedModel:
-    """Stands for a causal LM: ``generate`` appends scripted responses to the prompts."""
+    """Stands for a causal LM: ``generate`` appends to each prompt the response scripted
+    for it (``responses``: prompt text -> response; batches may come in any order)."""
 
-    def __init__(self, tokenizer, responses):
+    def __init__(self, tokenizer, responses: dict[str, str]):
         import torch
 
         self.torch = torch
         self.tok = tokenizer
-        self.responses = list(responses)
+        self.responses = dict(responses)
         self.config = type("Config", (), {"max_position_embeddings": 4096})()
         self.weight = torch.nn.Parameter(torch.zeros(1))
 
@@ -529,8 +530,10 @@ class _ScriptedModel:
 
     def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
         rows = []
-        for _ in range(input_ids.shape[0]):
-            ids = self.tok(self.responses.pop(0), add_special_tokens=False)["input_ids"]
+        for row, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
+            text = self.tok.decode([t for t, m in zip(row, mask, strict=True) if m])
+            (response,) = [r for p, r in self.responses.items() if p in text]
+            ids = self.tok(response, add_special_tokens=False)["input_ids"]
             ids = (ids + [self.tok.eos_token_id] * max_new_tokens)[:max_new_tokens]
             rows.append(ids)
         return self.torch.cat([input_ids, self.torch.tensor(rows)], dim=1)
@@ -554,17 +557,21 @@ def test_render_prompt_applies_the_chat_template_when_asked():
     assert render_prompt(tok, builtin)[0] == "1+1="
 
 
-def test_cut_at_stop_keeps_the_tokens_up_to_the_stop_string():
+def test_finish_response_keeps_the_tokens_up_to_the_stop_string():
     pytest.importorskip("transformers")
-    from moemui.generate import cut_at_stop
+    from moemui.generate import finish_response
     from moemui.tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     ids = tok("def f():\n    return 1\n[DONE]\ntrailing", add_special_tokens=False)["input_ids"]
-    kept, text = cut_at_stop(tok, ids, ["[DONE]", "\n\n\n"])
-    assert text == "def f():\n    return 1\n"
-    assert tok.decode(kept) == "def f():\n    return 1\n[DONE]"
-    assert cut_at_stop(tok, ids, ["nowhere"]) == (ids, tok.decode(ids))
+    done = finish_response(tok, ids, [tok.eos_token_id], ["[DONE]", "\n\n\n"])
+    assert done["response"] == done["final"] == "def f():\n    return 1\n"
+    kept = tok("def f():\n    return 1\n[DONE]", add_special_tokens=False)["input_ids"]
+    assert done["response_ids"] == kept
+    assert (done["stop_reason"], done["answer_start"]) == ("stop", 0)
+    whole = finish_response(tok, ids, [tok.eos_token_id], ["nowhere"])
+    assert (whole["response_ids"], whole["response"]) == (ids, tok.decode(ids))
+    assert whole["stop_reason"] == "length"
 
 
 def test_generation_records_the_prompt_cuts_at_stop_and_scores_code(tmp_path):
@@ -579,7 +586,7 @@ def test_generation_records_the_prompt_cuts_at_stop_and_scores_code(tmp_path):
         samples[0]["reference"] + "\n[DONE]\nassert False\n",
         "def square_perimeter(a):\n  return 4*a\n[DONE]",
     ]
-    model = _ScriptedModel(tok, responses)
+    model = _ScriptedModel(tok, {s["prompt"]: r for s, r in zip(samples, responses, strict=True)})
     max_new = max(len(tok(r)["input_ids"]) for r in responses) + 2
     records = generate_responses(model, tok, samples, batch_size=2, max_new_tokens=max_new)
     assert [r["correct"] for r in records] == [True, True]

@@ -227,6 +227,38 @@ MALFORMED = [
         "tasks[1].source",
         "does not exist",
     ),
+    ("model-reasoning", _set("models.0.reasoning", "cot"), "models[0].reasoning", "is not one of"),
+    (
+        "model-template-kwargs-list",
+        _set("models.0.chat_template_kwargs", ["enable_thinking"]),
+        "models[0].chat_template_kwargs",
+        "is not of type 'object'",
+    ),
+    (
+        "task-template-kwargs-string",
+        _set("tasks.0.chat_template_kwargs", "enable_thinking=false"),
+        "tasks[0].chat_template_kwargs",
+        "is not of type 'object'",
+    ),
+    (
+        "responses-unknown-task",
+        _set("models.0.responses", {"nope": "jsonl:x.jsonl"}),
+        "models[0].responses.nope",
+        "unknown task 'nope'",
+    ),
+    (
+        "responses-unknown-format",
+        _set("models.0.responses", {"arithmetic": "vllm:x.jsonl"}),
+        "models[0].responses.arithmetic",
+        "does not match",
+    ),
+    (
+        "responses-file-missing",
+        _set("models.0.responses", lambda tmp: {"arithmetic": f"lm-eval:{tmp}/none.jsonl"}),
+        "models[0].responses.arithmetic",
+        "does not exist",
+    ),
+    ("capture-tokens", _set("capture.tokens", "final"), "capture.tokens", "is not one of"),
     (
         "task-params-not-mapping",
         _set("tasks.0.params", [2]),
@@ -298,6 +330,9 @@ def test_validate_fills_defaults():
         "seed": 0,
         "trust_remote_code": False,
         "device_map": None,
+        "chat_template_kwargs": {},
+        "reasoning": "none",
+        "responses": {},
     }
     assert config["tasks"][0] == {
         "id": "t",
@@ -314,6 +349,7 @@ def test_validate_fills_defaults():
         "max_threshold": 0.01,
         "batch_size": 8,
         "batch_invariant": True,
+        "tokens": "all",
         "keep": "key",
     }
 
@@ -370,6 +406,7 @@ def test_shipped_config_validates_with_defaults():
         "max_threshold": 0.01,
         "batch_size": 8,
         "batch_invariant": True,
+        "tokens": "all",
         "keep": "key",
     }
 

@@ -41,9 +41,22 @@ def test_paper_config_dry_runs_merged_into_the_default(tmp_path, run_snakemake):
     (tmp_path / "config").mkdir()
     shutil.copy(REPO_ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
     shutil.copy(PAPER, tmp_path / "config.yaml")  # the runner passes workdir/config.yaml
-    dry = run_snakemake(tmp_path, "-n", timeout=300)
+    dry = run_snakemake(tmp_path, "-n", "-p", timeout=300)
     assert dry.returncode == 0, dry.stdout[-4000:]
     from test_workflow import job_counts
+
+    # each model's generation settings reach its generate commands
+    commands = [" ".join(c.split()) for c in dry.stdout.split("moemui --threads")]
+    commands = [c for c in commands if " generate " in c[:20]]
+    assert len(commands) == len(MODELS) * len(BENCHMARKS)
+    gpt = [c for c in commands if "--model-id gpt-oss-20b " in c]
+    assert len(gpt) == len(BENCHMARKS)
+    assert all("--max-new-tokens 2048 --reasoning harmony" in c for c in gpt)
+    assert all("""'{"reasoning_effort": "low"}'""" in c for c in gpt)
+    qwen3 = [c for c in commands if "--model-id qwen3-30b-a3b " in c]
+    assert all("""'{"enable_thinking": false}' """ in c and "--reasoning think" in c for c in qwen3)
+    base = [c for c in commands if "--model-id olmoe-1b-7b " in c]
+    assert all("--reasoning none --chat-template-kwargs '{}'" in c for c in base)
 
     counts = job_counts(dry.stdout)
     cells = len(MODELS) * len(BENCHMARKS)

@@ -510,6 +510,8 @@ def test_a_new_package_version_reruns_what_it_touches(
         ("batch_invariant", False, "--no-batch-invariant --keep"),
         # what the store holds changes
         ("keep", "all", "--keep all"),
+        # which response tokens are scored
+        ("tokens", "answer", "--tokens answer"),
     ],
 )
 def test_a_capture_setting_recaptures_without_regenerating(

@@ -38,6 +38,21 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_generation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reasoning",
+        choices=["none", "think", "harmony"],
+        default="none",
+        help="where the final answer is: the whole response (none), after </think> "
+        "(think), GPT-OSS's final channel (harmony)",
+    )
+    p.add_argument(
+        "--chat-template-kwargs",
+        default="{}",
+        help="variables for the chat template, as JSON (e.g. '{\"enable_thinking\": false}')",
+    )
+
+
 def _loading(args) -> dict:
     """The model-loading options of :func:`_add_model_args`, as keyword arguments."""
     return {
@@ -72,6 +87,9 @@ def cmd_generate(args) -> None:
         **_loading(args),
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
+        reasoning=args.reasoning,
+        template_kwargs=json.loads(args.chat_template_kwargs),
+        imported=args.import_responses,
     )
 
 
@@ -92,6 +110,7 @@ def cmd_capture(args) -> None:
         batch_size=args.batch_size,
         batch_invariant=args.batch_invariant,
         keep=args.keep,
+        tokens=args.tokens,
         attrs=json.loads(args.attrs),
     )
 
@@ -266,6 +285,8 @@ def cmd_ablate(args) -> None:
         args.batch_size,
         args.out,
         **_loading(args),
+        reasoning=args.reasoning,
+        template_kwargs=json.loads(args.chat_template_kwargs),
     )
 
 
@@ -345,6 +366,7 @@ def _add_analysis_commands(sub) -> None:
     p.add_argument("--n-samples", type=int, default=64)
     p.add_argument("--max-new-tokens", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=16)
+    _add_generation_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_ablate)
 
@@ -389,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=16)
+    _add_generation_args(p)
+    p.add_argument(
+        "--import",
+        dest="import_responses",
+        default=None,
+        metavar="FORMAT:PATH",
+        help="read responses made elsewhere instead of generating: jsonl:PATH or lm-eval:PATH",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("capture", help="capture contribution scores into the store")
@@ -415,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="key",
         help="key (default): store only the scores of neurons that can be key at a "
         "threshold <= --max-threshold (exact for every table); all: every neuron's score",
+    )
+    p.add_argument(
+        "--tokens",
+        choices=["all", "answer"],
+        default="all",
+        help="all (default): score every response token; answer: only the final answer's",
     )
     p.add_argument("--attrs", default="{}", help="extra group attributes, as JSON")
     p.set_defaults(func=cmd_capture)

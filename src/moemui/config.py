@@ -107,11 +107,15 @@ def _checkpoint_model(entry: dict, ckpt: dict) -> dict:
         "dtype": entry["dtype"],
         "trust_remote_code": entry["trust_remote_code"],
         "device_map": entry["device_map"],
+        "chat_template_kwargs": entry["chat_template_kwargs"],
+        "reasoning": entry["reasoning"],
+        "responses": {},
         "seed": 0,
         "series": entry["id"],
         "step": step,
     }
-    model.update({key: entry[key] for key in ("family", "release") if key in entry})
+    kept = ("family", "release", "max_new_tokens")
+    model.update({key: entry[key] for key in kept if key in entry})
     return model
 
 
@@ -221,6 +225,14 @@ def _check_semantics(config: dict) -> None:
             raise MoemuiError(
                 f"config key '{key}': local model directory {source.ref} does not exist"
             )
+    for i, model in enumerate(config["models"]):
+        for task, spec in model["responses"].items():
+            key = f"models[{i}].responses.{task}"
+            if task not in seen_tasks:
+                raise MoemuiError(f"config key '{key}': unknown task {task!r}")
+            path = Path(spec.partition(":")[2]).expanduser()
+            if not path.is_file():
+                raise MoemuiError(f"config key '{key}': responses file {path} does not exist")
     for i, task in enumerate(config["tasks"]):
         key = f"tasks[{i}]"
         scheme, _, ref = task["source"].partition(":")

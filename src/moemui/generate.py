@@ -1,10 +1,20 @@
-"""Batched greedy generation: the responses whose internals the capture scores."""
+"""Batched greedy generation: the responses whose internals the capture scores.
+
+A response ends where the model ends it: at the first of the model's end tokens
+(:func:`end_token_ids`), at the first of the task's stop strings (checked inside the
+generation loop, per sequence), or after ``max_new_tokens`` tokens; the record says which
+(``stop_reason``). For models that reason before they answer (``reasoning``: ``think``
+or ``harmony``), the final answer is found in the response (:func:`answer_start`), and
+only it is scored and searched for stop strings.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from moemui.errors import MoemuiError
 from moemui.progress import progress
@@ -12,48 +22,251 @@ from moemui.tasks import extract_answer, score
 
 log = logging.getLogger(__name__)
 
+STOP_REASONS: tuple[str, ...] = ("end", "stop", "length")
+REASONING: tuple[str, ...] = ("none", "think", "harmony")
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+HARMONY_FINAL = "<|channel|>final<|message|>"
+
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     """The prompt's token ids, with the tokenizer's own special tokens (if it adds any)."""
     return list(tokenizer(prompt)["input_ids"])
 
 
-def render_prompt(tokenizer, sample: dict) -> tuple[str, list[int]]:
+def render_prompt(
+    tokenizer, sample: dict, template_kwargs: dict | None = None
+) -> tuple[str, list[int]]:
     """The text and token ids the model is given for a sample.
 
     A sample whose ``meta.chat_template`` is true (benchmark tasks, by default) is wrapped
     as one user message with the tokenizer's chat template, generation prompt added, when
-    the tokenizer has one; the template's text is tokenized without adding special
-    tokens again. Otherwise (built-in and file tasks, or a tokenizer without template)
-    the prompt is used as it is, with :func:`prompt_ids`.
+    the tokenizer has one; ``template_kwargs`` (the config's ``chat_template_kwargs``, such
+    as ``enable_thinking: false`` for Qwen3 or ``reasoning_effort: low`` for GPT-OSS)
+    reach the template as its variables. The template's text is tokenized without adding
+    special tokens again. Otherwise (built-in and file tasks, or a tokenizer without
+    template) the prompt is used as it is, with :func:`prompt_ids`.
     """
     prompt = sample["prompt"]
     if sample["meta"].get("chat_template") and getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": prompt}],
+            tokenize=False,
+            add_generation_prompt=True,
+            **(template_kwargs or {}),
         )
         return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
     return prompt, prompt_ids(tokenizer, prompt)
 
 
-def cut_at_stop(tokenizer, ids: list[int], stop: list[str]) -> tuple[list[int], str]:
-    """A response's tokens and text up to its first stop string.
+def end_token_ids(model, tokenizer) -> list[int]:
+    """Every token that ends a response: the model's ``generation_config.eos_token_id``
+    (an id or a list: chat models end a turn with a token that is not the tokenizer's
+    eos), then the tokenizer's eos, each once, in that order."""
+    declared = []
+    config = getattr(model, "generation_config", None)
+    for value in (getattr(config, "eos_token_id", None), tokenizer.eos_token_id):
+        if value is None:
+            continue
+        declared.extend(value if isinstance(value, (list, tuple)) else [value])
+    return list(dict.fromkeys(int(t) for t in declared))
 
-    The text ends before the stop string; the tokens end with the token that completes
-    it (the shortest prefix whose decoded text contains it), so the capture scores the
-    positions that produced the stop string and nothing after. Without a stop string in
-    the text, everything is kept.
+
+def _shortest_prefix(tokenizer, ids: list[int], start: int, found: Callable[[str], bool]) -> int:
+    """The least ``j > start`` with ``found(decode(ids[start:j]))`` (special tokens
+    skipped), else ``-1``. Binary search: text only grows as tokens are added."""
+    if not found(tokenizer.decode(ids[start:], skip_special_tokens=True)):
+        return -1
+    lo, hi = start + 1, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if found(tokenizer.decode(ids[start:mid], skip_special_tokens=True)):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def answer_start(tokenizer, ids: list[int], reasoning: str = "none") -> int | None:
+    """Where the final answer begins in a response's token ids; None if it never began.
+
+    ``none``: the whole response is the answer (0). ``think``: the answer follows the
+    first ``</think>``; a response that opens ``<think>`` and never closes it has no
+    answer; a response with neither tag (thinking switched off in the template) is all
+    answer. ``harmony`` (GPT-OSS): the answer is the final channel, after
+    ``<|channel|>final<|message|>``; a response without one has no answer. Markers are
+    found in the text decoded with special tokens kept; the index is the first token
+    after the one that completes the marker.
+
+    Examples
+    --------
+    >>> from moemui.tokenizer import build_tokenizer
+    >>> tok = build_tokenizer()
+    >>> ids = tok("<think>hmm</think>42", add_special_tokens=False)["input_ids"]
+    >>> start = answer_start(tok, ids, "think")
+    >>> tok.decode(ids[start:])
+    '42'
+    >>> answer_start(tok, tok("<think>hmm", add_special_tokens=False)["input_ids"], "think")
     """
-    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if reasoning == "none":
+        return 0
+    if reasoning not in REASONING:
+        raise MoemuiError(
+            f"unknown reasoning {reasoning!r}; expected one of {', '.join(REASONING)}"
+        )
+    marker = THINK_CLOSE if reasoning == "think" else HARMONY_FINAL
+    raw = tokenizer.decode(ids, skip_special_tokens=False)
+    if marker in raw:
+        lo, hi = 1, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if marker in tokenizer.decode(ids[:mid], skip_special_tokens=False):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+    if reasoning == "think" and THINK_OPEN not in raw:
+        return 0
+    return None
+
+
+def _first_stop(text: str, stop: list[str]) -> int:
+    """The position of the earliest stop string in ``text``, else -1."""
     hits = [text.find(s) for s in stop if s and s in text]
-    if not hits:
-        return ids, text
-    cut = min(hits)
-    for j in range(1, len(ids) + 1):
-        part = tokenizer.decode(ids[:j], skip_special_tokens=True)
-        if any(s and s in part for s in stop):
-            return ids[:j], text[:cut]
-    return ids, text[:cut]  # pragma: no cover - the full decode contained it
+    return min(hits) if hits else -1
+
+
+def finish_response(
+    tokenizer,
+    row: list[int],
+    ends: list[int] | set[int],
+    stop: list[str] | None = None,
+    reasoning: str = "none",
+) -> dict:
+    """A generated row's kept tokens, texts and why it stopped.
+
+    The row is cut after its first end token (kept: the position that predicts it is
+    part of the response), then, within the final answer (:func:`answer_start`), after
+    the token that completes its first stop string (the texts end before the stop
+    string). Tokens after either are padding of a finished row.
+
+    Returns
+    -------
+    ``response_ids``, ``response`` (the whole text, special tokens skipped), ``final``
+    (the final answer's text; empty when the model never answered), ``answer_start``
+    (index in ``response_ids`` of the answer's first token; their length when there is
+    none) and ``stop_reason`` (``end``, ``stop`` or ``length``).
+    """
+    ends = set(ends)
+    end_at = next((i for i, t in enumerate(row) if t in ends), None)
+    ids = list(row[: end_at + 1]) if end_at is not None else list(row)
+    reason = "end" if end_at is not None else "length"
+    start = answer_start(tokenizer, ids, reasoning)
+    final = None
+    if stop and start is not None:
+        cut = _shortest_prefix(tokenizer, ids, start, lambda t: _first_stop(t, stop) >= 0)
+        if cut >= 0:
+            ids, reason = ids[:cut], "stop"
+            part = tokenizer.decode(ids[start:], skip_special_tokens=True)
+            final = part[: _first_stop(part, stop)]
+    if final is not None:
+        head = tokenizer.decode(ids[:start], skip_special_tokens=True) if start else ""
+        response = head + final
+    else:
+        response = tokenizer.decode(ids, skip_special_tokens=True)
+        if start is None:
+            final = ""
+        elif start == 0:
+            final = response
+        else:
+            final = tokenizer.decode(ids[start:], skip_special_tokens=True)
+    return {
+        "response_ids": ids,
+        "response": response,
+        "final": final,
+        "answer_start": len(ids) if start is None else start,
+        "stop_reason": reason,
+    }
+
+
+class StopStrings(StoppingCriteria):
+    """A stopping criterion: a row is done once its final answer holds a stop string.
+
+    Called by ``generate`` after every step with the whole ``[B, width + t]`` ids; only
+    the generated part of each row is decoded, and a row found done is not decoded
+    again. Rows ended by an end token are padding from then on, and stay done.
+    """
+
+    def __init__(self, tokenizer, width: int, stops: list[list[str] | None], reasoning: str):
+        self.tokenizer, self.width, self.reasoning = tokenizer, width, reasoning
+        self.stops = stops
+        self.done = [not s for s in stops]
+
+    def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
+        rows = input_ids[:, self.width :].tolist()
+        for b, row in enumerate(rows):
+            if self.done[b]:
+                continue
+            start = answer_start(self.tokenizer, row, self.reasoning)
+            if start is None:
+                continue
+            text = self.tokenizer.decode(row[start:], skip_special_tokens=True)
+            self.done[b] = _first_stop(text, self.stops[b]) >= 0
+        stopped = [d and bool(s) for d, s in zip(self.done, self.stops, strict=True)]
+        return torch.tensor(stopped, dtype=torch.bool, device=input_ids.device)
+
+
+def _pad_id(model, tokenizer, ends: list[int]) -> int:
+    config = getattr(model, "generation_config", None)
+    for value in (tokenizer.pad_token_id, getattr(config, "pad_token_id", None)):
+        if isinstance(value, int):
+            return value
+    if ends:
+        return ends[0]
+    raise MoemuiError("the tokenizer has neither a pad nor an end token")
+
+
+def _fit_context(name, sample, p, max_new_tokens, limit) -> int:
+    """Prompt tokens to drop from the left so that the response fits the context."""
+    if not p:
+        raise MoemuiError(f"model {name!r}: sample {sample['id']!r} has an empty prompt")
+    cut = max(0, len(p) + max_new_tokens - limit) if limit else 0
+    if cut and cut >= len(p):
+        raise MoemuiError(
+            f"model {name!r}: sample {sample['id']!r}: {max_new_tokens} new tokens "
+            f"leave no room for the prompt in the context of {limit}"
+        )
+    if cut:
+        log.warning(
+            "model %r: sample %r: prompt truncated from the left by %d of its %d "
+            "tokens to fit %d new tokens in the context of %d",
+            name,
+            sample["id"],
+            cut,
+            len(p),
+            max_new_tokens,
+            limit,
+        )
+    return cut
+
+
+def scored_record(sample: dict, text_in: str, p: list[int], cut: int, done: dict) -> dict:
+    """The responses-file record of a sample from its finished response."""
+    kind = sample["meta"]["kind"]
+    final = done["final"]
+    return {
+        "id": sample["id"],
+        "prompt": text_in,
+        "prompt_ids": p,
+        "response_ids": done["response_ids"],
+        "response": done["response"],
+        "final": final,
+        "answer": extract_answer(kind, final, sample["meta"].get("choices")),
+        "correct": bool(score(sample, final)),
+        "n_response_tokens": len(done["response_ids"]),
+        "answer_start": done["answer_start"],
+        "stop_reason": done["stop_reason"],
+        "n_prompt_truncated": cut,
+    }
 
 
 @torch.no_grad()
@@ -64,98 +277,76 @@ def generate_responses(
     batch_size: int = 16,
     max_new_tokens: int = 16,
     name: str = "model",
+    reasoning: str = "none",
+    template_kwargs: dict | None = None,
 ) -> list[dict]:
     """Greedy responses to every sample's prompt, scored against its reference.
 
-    Prompts (:func:`render_prompt`) are left-padded in batches. A prompt too long for the
-    model's context (``max_position_embeddings``) with ``max_new_tokens`` after it loses
-    its first tokens, with a warning in the log; the number dropped is recorded.
-    A response ends at the first end-of-sequence token (kept: the position predicting
-    it is part of the response), after ``max_new_tokens`` tokens, or at the first of the sample's
-    ``meta.stop`` strings (the task's ``stop`` setting; :func:`cut_at_stop`). Scoring
-    (:func:`moemui.tasks.score`) runs code answers in a separate sandboxed process, never
-    in this one.
+    Prompts (:func:`render_prompt`) are sorted by length and left-padded in batches, so
+    a batch holds prompts of similar length; records come back in the samples' order.
+    A prompt too long for the model's context (``max_position_embeddings``) with
+    ``max_new_tokens`` after it loses its first tokens, with a warning in the log; the
+    number dropped is recorded. Each sequence stops on its own at the first of the
+    model's end tokens (:func:`end_token_ids`) or of its ``meta.stop`` strings (the
+    task's ``stop`` setting), checked at every step; a batch ends when all its sequences
+    have, or after ``max_new_tokens`` (:func:`finish_response`). The answer is extracted
+    from, and scored on, the final answer (``reasoning``; :func:`answer_start`). Scoring
+    (:func:`moemui.tasks.score`) runs code answers in a separate sandboxed process,
+    never in this one.
 
     Returns
     -------
     One record per sample: ``id``, ``prompt`` (the exact text the model was given, chat
     template included), ``prompt_ids``, ``response_ids``, ``response`` (decoded text,
-    special tokens skipped), ``answer`` (extracted), ``correct``, ``n_response_tokens``,
+    special tokens skipped), ``final`` (the final answer's text), ``answer`` (extracted),
+    ``correct``, ``n_response_tokens``, ``answer_start``, ``stop_reason``,
     ``n_prompt_truncated`` (prompt tokens dropped from the left to fit the context;
     ``prompt_ids`` are those the model saw).
     """
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    if pad is None:
-        raise MoemuiError(f"model {name!r}: the tokenizer has neither a pad nor an eos token")
+    if reasoning not in REASONING:
+        raise MoemuiError(
+            f"model {name!r}: unknown reasoning {reasoning!r}; expected one of "
+            f"{', '.join(REASONING)}"
+        )
+    ends = end_token_ids(model, tokenizer)
+    try:
+        pad = _pad_id(model, tokenizer, ends)
+    except MoemuiError as err:
+        raise MoemuiError(f"model {name!r}: {err}") from None
     limit = getattr(model.config, "max_position_embeddings", None)
     device = next(model.parameters()).device
-    records = []
-    batches = range(0, len(samples), batch_size)
+    rendered, kept, dropped = [], [], []
+    for sample in samples:
+        text_in, p = render_prompt(tokenizer, sample, template_kwargs)
+        cut = _fit_context(name, sample, p, max_new_tokens, limit)
+        rendered.append(text_in)
+        kept.append(p[cut:])
+        dropped.append(cut)
+    order = sorted(range(len(samples)), key=lambda i: len(kept[i]))
+    records: list[dict | None] = [None] * len(samples)
+    batches = range(0, len(order), batch_size)
     for start in progress(batches, desc=f"generate {name}", unit="batch"):
-        chunk = samples[start : start + batch_size]
-        rendered = [render_prompt(tokenizer, s) for s in chunk]
-        ids, dropped = [], []
-        for sample, (_, p) in zip(chunk, rendered, strict=True):
-            if not p:
-                raise MoemuiError(f"model {name!r}: sample {sample['id']!r} has an empty prompt")
-            cut = max(0, len(p) + max_new_tokens - limit) if limit else 0
-            if cut and cut >= len(p):
-                raise MoemuiError(
-                    f"model {name!r}: sample {sample['id']!r}: {max_new_tokens} new tokens "
-                    f"leave no room for the prompt in the context of {limit}"
-                )
-            if cut:
-                log.warning(
-                    "model %r: sample %r: prompt truncated from the left by %d of its %d "
-                    "tokens to fit %d new tokens in the context of %d",
-                    name,
-                    sample["id"],
-                    cut,
-                    len(p),
-                    max_new_tokens,
-                    limit,
-                )
-            ids.append(p[cut:])
-            dropped.append(cut)
-        width = max(len(p) for p in ids)
-        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(ids), width), dtype=torch.long)
-        for b, p in enumerate(ids):
-            input_ids[b, width - len(p) :] = torch.tensor(p)
-            attention[b, width - len(p) :] = 1
+        chunk = order[start : start + batch_size]
+        width = max(len(kept[i]) for i in chunk)
+        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        for b, i in enumerate(chunk):
+            input_ids[b, width - len(kept[i]) :] = torch.tensor(kept[i])
+            attention[b, width - len(kept[i]) :] = 1
+        stops = [samples[i]["meta"].get("stop") or None for i in chunk]
+        criteria = None
+        if any(stops):
+            criteria = StoppingCriteriaList([StopStrings(tokenizer, width, stops, reasoning)])
         out = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=pad,
-            eos_token_id=eos,
+            eos_token_id=ends or None,
+            stopping_criteria=criteria,
         )
-        rows = out[:, width:].tolist()
-        for sample, (text_in, _), p, cut, row in zip(
-            chunk, rendered, ids, dropped, rows, strict=True
-        ):
-            response = row
-            if eos is not None and eos in row:
-                response = row[: row.index(eos) + 1]
-            stop = sample["meta"].get("stop")
-            if stop:
-                response, text = cut_at_stop(tokenizer, response, stop)
-            else:
-                text = tokenizer.decode(response, skip_special_tokens=True)
-            kind = sample["meta"]["kind"]
-            records.append(
-                {
-                    "id": sample["id"],
-                    "prompt": text_in,
-                    "prompt_ids": p,
-                    "response_ids": response,
-                    "response": text,
-                    "answer": extract_answer(kind, text, sample["meta"].get("choices")),
-                    "correct": bool(score(sample, text)),
-                    "n_response_tokens": len(response),
-                    "n_prompt_truncated": cut,
-                }
-            )
+        for i, stop, row in zip(chunk, stops, out[:, width:].tolist(), strict=True):
+            done = finish_response(tokenizer, row, ends, stop, reasoning)
+            records[i] = scored_record(samples[i], rendered[i], kept[i], dropped[i], done)
     return records

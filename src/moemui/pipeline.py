@@ -58,23 +58,74 @@ def generate_task(
     max_new_tokens: int = 16,
     trust_remote_code: bool = False,
     device_map: str | None = None,
+    reasoning: str = "none",
+    template_kwargs: dict | None = None,
+    imported: str | None = None,
 ) -> float:
-    """Greedy responses of model ``model_id`` to a task file; return the accuracy."""
-    import torch
+    """Greedy responses of model ``model_id`` to a task file; return the accuracy.
 
-    from moemui.generate import generate_responses
-    from moemui.sources import load_model
-
-    torch.manual_seed(0)
+    ``imported`` (``jsonl:<path>`` or ``lm-eval:<path>``): read the responses made
+    elsewhere instead of generating (:mod:`moemui.imports`); only the tokenizer loads."""
     samples = read_jsonl(tasks)
-    model, tokenizer = load_model(
-        source, model_id, revision, dtype, device, True, trust_remote_code, device_map
-    )
-    records = generate_responses(model, tokenizer, samples, batch_size, max_new_tokens, model_id)
+    if imported:
+        from moemui.imports import import_responses
+
+        records = import_responses(
+            source,
+            model_id,
+            samples,
+            imported,
+            revision,
+            trust_remote_code,
+            reasoning,
+            template_kwargs,
+        )
+    else:
+        import torch
+
+        from moemui.generate import generate_responses
+        from moemui.sources import load_model
+
+        torch.manual_seed(0)
+        model, tokenizer = load_model(
+            source, model_id, revision, dtype, device, True, trust_remote_code, device_map
+        )
+        records = generate_responses(
+            model,
+            tokenizer,
+            samples,
+            batch_size,
+            max_new_tokens,
+            model_id,
+            reasoning=reasoning,
+            template_kwargs=template_kwargs,
+        )
     write_records(out, records)
     accuracy = float(np.mean([r["correct"] for r in records])) if records else float("nan")
-    log.info("%s on %s: accuracy %.3f over %d samples", model_id, tasks, accuracy, len(records))
+    reasons = pd.Series([r["stop_reason"] for r in records]).value_counts().to_dict()
+    log.info(
+        "%s on %s: accuracy %.3f over %d samples; stopped by %s",
+        model_id,
+        tasks,
+        accuracy,
+        len(records),
+        ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "-",
+    )
     return accuracy
+
+
+SCORED_TOKENS: tuple[str, ...] = ("all", "answer")
+
+
+def scored_split(record: dict, tokens: str = "all") -> tuple[list[int], list[int]]:
+    """(context, scored response) ids of a responses record: the prompt and the whole
+    response (``all``), or the prompt with the response up to the final answer, and the
+    answer (``answer``: from ``answer_start``; records without it are all answer)."""
+    prompt, response = list(record["prompt_ids"]), list(record["response_ids"])
+    if tokens == "all":
+        return prompt, response
+    start = int(record.get("answer_start", 0))
+    return prompt + response[:start], response[start:]
 
 
 def capture_task(
@@ -96,17 +147,23 @@ def capture_task(
     trust_remote_code: bool = False,
     device_map: str | None = None,
     keep: str = "key",
+    tokens: str = "all",
 ) -> Path:
     """Score every response of a model on a task and publish its store group at ``out``.
 
     ``keep``: ``key`` stores only the scores that can be key at a threshold <=
-    ``max_threshold`` (:func:`moemui.store.retain`), ``all`` every score."""
+    ``max_threshold`` (:func:`moemui.store.retain`), ``all`` every score.
+    ``tokens``: ``all`` scores every response token; ``answer`` only the final answer's
+    (from the record's ``answer_start``), the tokens before it being read as context,
+    like the prompt."""
     from moemui.adapters import adapter_for
     from moemui.capture import TARGETS, ContributionCapture
     from moemui.sources import load_model
 
     if target not in TARGETS:
         raise MoemuiError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    if tokens not in SCORED_TOKENS:
+        raise MoemuiError(f"unknown tokens {tokens!r}; expected one of {', '.join(SCORED_TOKENS)}")
     samples = read_jsonl(tasks)
     records = read_records(responses)
     ids = [s["id"] for s in samples]
@@ -135,6 +192,7 @@ def capture_task(
             "max_threshold": max_threshold,
             "k_top": k_top,
             "batch_invariant": bool(batch_invariant),
+            "tokens": tokens,
             "geometry": geometry.as_dict(),
             "package_versions": package_versions(),
             **(attrs or {}),
@@ -147,10 +205,11 @@ def capture_task(
                 unit="batch",
             ):
                 chunk = records[start : start + batch_size]
+                split = [scored_split(r, tokens) for r in chunk]
                 try:
                     batch = cap.score_batch(
-                        [r["prompt_ids"] for r in chunk],
-                        [r["response_ids"] for r in chunk],
+                        [context for context, _ in split],
+                        [scored for _, scored in split],
                         target,
                         ids=[r["id"] for r in chunk],
                     )

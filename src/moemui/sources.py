@@ -276,3 +276,38 @@ def load_model(
     lm = (lm if device_map else lm.to(pick_device(device))).eval()
     log.info("loaded %s from %s (%s, %s)", model, where, dtype, next(lm.parameters()).device)
     return lm, tok
+
+
+def load_tokenizer(
+    path_or_id: str, model: str, revision: str | None = None, trust_remote_code: bool = False
+):
+    """The tokenizer, generation config and model config of a model, without its weights
+    (what importing responses made elsewhere needs).
+
+    Returns
+    -------
+    (tokenizer, generation config, model config). The generation config is the
+    repository's ``generation_config.json``, or the one transformers derives from the
+    model config when there is none.
+    """
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    where, kwargs, is_dir = _location(path_or_id, model, revision)
+    kwargs["trust_remote_code"] = bool(trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(where, **kwargs)
+        tok = AutoTokenizer.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as err:
+        what = (
+            f"directory {where}" if is_dir else f"Hub model {where} (revision {kwargs['revision']})"
+        )
+        raise MoemuiError(
+            f"model {model!r}: cannot load {what}: {str(err).splitlines()[0]}"
+        ) from None
+    try:
+        generation = GenerationConfig.from_pretrained(
+            where, **{k: v for k, v in kwargs.items() if k == "revision"}
+        )
+    except OSError:
+        generation = GenerationConfig.from_model_config(config)
+    return tok, generation, config

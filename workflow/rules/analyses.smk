@@ -153,6 +153,8 @@ rule ablate_neurons:
         n_samples=ANALYSES["ablation"]["n_samples"],
         max_new_tokens=ANALYSES["ablation"]["max_new_tokens"],
         batch_size=config["generation"]["batch_size"],
+        reasoning=lambda wc: MODELS[wc.model]["reasoning"],
+        template_kwargs=get_template_kwargs,
         version=MOEMUI_VERSION,
     shell:
         """
@@ -161,7 +163,8 @@ rule ablate_neurons:
             {params.load} --tasks {input.tasks:q} --group {input.group:q} --variant {params.variant:q} \
             --threshold {params.threshold} --seeds {params.seeds} \
             --n-samples {params.n_samples} --max-new-tokens {params.max_new_tokens} \
-            --batch-size {params.batch_size} --out {output:q} 2>{log:q}
+            --batch-size {params.batch_size} --reasoning {params.reasoning:q} \
+            --chat-template-kwargs {params.template_kwargs:q} --out {output:q} 2>{log:q}
         """
 
 

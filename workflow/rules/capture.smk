@@ -26,6 +26,7 @@ rule capture_scores:
             else "--no-batch-invariant"
         ),
         keep=config["capture"]["keep"],
+        tokens=config["capture"]["tokens"],
         attrs=get_store_attrs,
         version=MOEMUI_VERSION,
     shell:
@@ -37,6 +38,7 @@ rule capture_scores:
             --responses {input.responses:q} --variants {params.variants:q} \
             --target {params.target:q} --max-threshold {params.max_threshold} \
             --batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} \
+            --tokens {params.tokens:q} \
             --attrs {params.attrs:q} \
             --out {output:q} 2>{log:q}
         """

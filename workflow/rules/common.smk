@@ -1,4 +1,5 @@
 import json
+import shlex
 
 from moemui import __version__ as MOEMUI_VERSION
 from moemui.config import (
@@ -9,6 +10,7 @@ from moemui.config import (
     write_run_config,
 )
 from moemui.errors import MoemuiError
+from moemui.imports import import_paths
 from moemui.sources import parse_source
 from moemui.train import checkpoint_dir, parse_trained, recipe_spec
 
@@ -97,8 +99,37 @@ def get_task_file(wildcards):
 
 
 def get_max_new_tokens(wildcards):
-    task = TASKS[wildcards.task]
+    """The response budget: the model's own (reasoning models), else the task's, else
+    generation.max_new_tokens."""
+    model, task = MODELS[wildcards.model], TASKS[wildcards.task]
+    if "max_new_tokens" in model:
+        return model["max_new_tokens"]
     return task.get("max_new_tokens", config["generation"]["max_new_tokens"])
+
+
+def get_template_kwargs(wildcards):
+    """The chat template's variables: the model's, with the task's merged over them."""
+    merged = {
+        **MODELS[wildcards.model]["chat_template_kwargs"],
+        **TASKS[wildcards.task].get("chat_template_kwargs", {}),
+    }
+    return json.dumps(merged, sort_keys=True)
+
+
+def get_imported(wildcards):
+    """The model's responses made elsewhere for the task (format:path), or None."""
+    return MODELS[wildcards.model].get("responses", {}).get(wildcards.task)
+
+
+def get_imported_file(wildcards):
+    """The imported responses file, so that editing it re-makes the responses."""
+    spec = get_imported(wildcards)
+    return import_paths(spec) if spec else []
+
+
+def get_import_flag(wildcards):
+    spec = get_imported(wildcards)
+    return f"--import {shlex.quote(spec)}" if spec else ""
 
 
 def get_cell_hash(wildcards):

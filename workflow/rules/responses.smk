@@ -2,6 +2,7 @@ rule generate_responses:
     input:
         model=get_model_dir,
         tasks="results/tasks/{task}.jsonl",
+        imported=get_imported_file,
     output:
         "results/responses/{model}/{task}.jsonl",
     log:
@@ -17,6 +18,9 @@ rule generate_responses:
         load=get_load_flags,
         batch_size=config["generation"]["batch_size"],
         max_new_tokens=get_max_new_tokens,
+        reasoning=lambda wc: MODELS[wc.model]["reasoning"],
+        template_kwargs=get_template_kwargs,
+        imported=get_import_flag,
         version=MOEMUI_VERSION,
     shell:
         """
@@ -24,5 +28,7 @@ rule generate_responses:
             --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
             {params.load} \
             --tasks {input.tasks:q} --batch-size {params.batch_size} \
-            --max-new-tokens {params.max_new_tokens} --out {output:q} 2>{log:q}
+            --max-new-tokens {params.max_new_tokens} --reasoning {params.reasoning:q} \
+            --chat-template-kwargs {params.template_kwargs:q} {params.imported} \
+            --out {output:q} 2>{log:q}
         """

@@ -175,6 +175,8 @@ def ablate(
     device: str = "auto",
     trust_remote_code: bool = False,
     device_map: str | None = None,
+    reasoning: str = "none",
+    template_kwargs: dict | None = None,
 ) -> pd.DataFrame:
     """Accuracy with the key neurons of (model, task, variant, threshold) zeroed, and
     with as many random neurons of the same experts zeroed (one draw per seed).
@@ -212,7 +214,14 @@ def ablate(
     def accuracy_of(neurons):
         with zeroed_neurons(model, adapter, neurons):
             records = generate_responses(
-                model, tokenizer, samples, batch_size, max_new_tokens, model_id
+                model,
+                tokenizer,
+                samples,
+                batch_size,
+                max_new_tokens,
+                model_id,
+                reasoning=reasoning,
+                template_kwargs=template_kwargs,
             )
         correct = [r["correct"] for r in records]
         return (float(np.mean(correct)) if correct else float("nan")), len(correct)
