@@ -459,3 +459,38 @@ def test_the_workflow_imports_responses_and_passes_the_generation_settings(
     made.write_text(made.read_text().replace('"19"', '"20"'))  # the file is an input
     dry = run_snakemake(tmp_path, target, "-n", timeout=300)
     assert dry.returncode == 0 and "generate_responses" in dry.stdout, dry.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "text"),
+    [
+        ("none", "def f():\n    return 'é'\n[DONE]\nmore [DONE]"),
+        ("think", "<think>say [DONE] at the end</think>\n\n42\n[DONE]\ntrailing"),
+        ("think", "no think block: 42 [DONE] then more"),
+        (
+            "harmony",
+            "<|channel|>analysis<|message|>[DONE]?<|end|><|start|>assistant"
+            "<|channel|>final<|message|>42 [DONE] x",
+        ),
+        ("harmony", "<|channel|>analysis<|message|>[DONE] and no final channel"),
+    ],
+)
+def test_the_loop_criterion_stops_where_the_response_is_cut(reasoning, text):
+    """Fed the growing row one token at a time, as generate does, the criterion fires at
+    the token finish_response cuts after (and never when the stop is in the reasoning)."""
+    from moemui.generate import StopStrings
+
+    tok = harmony_tokenizer() if reasoning == "harmony" else qwen3_tokenizer()
+    prompt = ids_of(tok, "prompt ")
+    row = ids_of(tok, text)
+    criterion = StopStrings(tok, len(prompt), [["[DONE]"]], reasoning)
+    fired = next(
+        (t for t in range(1, len(row) + 1) if criterion(torch.tensor([prompt + row[:t]]))[0]),
+        None,
+    )
+    done = finish_response(tok, row, [tok.eos_token_id], ["[DONE]"], reasoning)
+    if done["stop_reason"] == "stop":
+        assert fired == len(done["response_ids"])
+        assert tok.decode(done["response_ids"]).endswith("[DONE]")
+    else:
+        assert fired is None and done["response_ids"] == row

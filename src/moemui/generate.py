@@ -191,25 +191,50 @@ def finish_response(
 class StopStrings(StoppingCriteria):
     """A stopping criterion: a row is done once its final answer holds a stop string.
 
-    Called by ``generate`` after every step with the whole ``[B, width + t]`` ids; only
-    the generated part of each row is decoded, and a row found done is not decoded
-    again. Rows ended by an end token are padding from then on, and stay done.
+    Called by ``generate`` after every step with the whole ``[B, width + t]`` ids. A stop
+    string completed by the newest token lies in the row's last few tokens, so only a
+    tail of each row is decoded (the stop string's length in bytes plus a margin of
+    :attr:`MARGIN` tokens); so is the reasoning marker, and where the final answer starts
+    is computed once, when the marker first appears. A row found done is not decoded
+    again; rows ended by an end token are padding from then on, and stay done.
     """
+
+    MARGIN = 8
 
     def __init__(self, tokenizer, width: int, stops: list[list[str] | None], reasoning: str):
         self.tokenizer, self.width, self.reasoning = tokenizer, width, reasoning
         self.stops = stops
         self.done = [not s for s in stops]
+        self.start: list[int | None] = [0 if reasoning == "none" else None for _ in stops]
+        self.window = [max(len(x.encode()) for x in s) + self.MARGIN if s else 0 for s in stops]
+        marker = THINK_CLOSE if reasoning == "think" else HARMONY_FINAL
+        self.marker, self.marker_window = marker, len(marker.encode()) + self.MARGIN
+        self.opened = [False for _ in stops]
+
+    def _tail(self, row: list[int], n: int, skip: bool) -> str:
+        return self.tokenizer.decode(row[max(0, len(row) - n) :], skip_special_tokens=skip)
+
+    def _answer_start(self, b: int, row: list[int]) -> int | None:
+        if self.start[b] is not None:
+            return self.start[b]
+        if self.marker in self._tail(row, self.marker_window, skip=False):
+            self.start[b] = answer_start(self.tokenizer, row, self.reasoning)
+            return self.start[b]
+        if self.reasoning == "think":  # no answer yet; none at all if a think block opened
+            if not self.opened[b]:
+                self.opened[b] = THINK_OPEN in self._tail(row, self.marker_window, skip=False)
+            return None if self.opened[b] else 0
+        return None
 
     def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
         rows = input_ids[:, self.width :].tolist()
         for b, row in enumerate(rows):
             if self.done[b]:
                 continue
-            start = answer_start(self.tokenizer, row, self.reasoning)
+            start = self._answer_start(b, row)
             if start is None:
                 continue
-            text = self.tokenizer.decode(row[start:], skip_special_tokens=True)
+            text = self._tail(row[start:], self.window[b], skip=True)
             self.done[b] = _first_stop(text, self.stops[b]) >= 0
         stopped = [d and bool(s) for d, s in zip(self.done, self.stops, strict=True)]
         return torch.tensor(stopped, dtype=torch.bool, device=input_ids.device)
