@@ -211,6 +211,12 @@ class StopStrings(StoppingCriteria):
         self.marker, self.marker_window = marker, len(marker.encode()) + self.MARGIN
         self.opened = [False for _ in stops]
 
+    def select(self, keep: list[int]) -> None:
+        """Keep the state of rows ``keep`` only (the batch lost its other rows)."""
+        for name in ("stops", "done", "start", "window", "opened"):
+            values = getattr(self, name)
+            setattr(self, name, [values[j] for j in keep])
+
     def _tail(self, row: list[int], n: int, skip: bool) -> str:
         return self.tokenizer.decode(row[max(0, len(row) - n) :], skip_special_tokens=skip)
 
@@ -238,6 +244,87 @@ class StopStrings(StoppingCriteria):
             self.done[b] = _first_stop(text, self.stops[b]) >= 0
         stopped = [d and bool(s) for d, s in zip(self.done, self.stops, strict=True)]
         return torch.tensor(stopped, dtype=torch.bool, device=input_ids.device)
+
+
+SEGMENT = 8  # new tokens per generate call, between which finished sequences leave
+
+
+def _plain_cache(cache) -> bool:
+    """A DynamicCache of attention layers only: its rows can be selected."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
+
+    plain = (DynamicLayer, DynamicSlidingWindowLayer)
+    return type(cache) is DynamicCache and all(type(x) in plain for x in cache.layers)
+
+
+def _compactable(model) -> bool:
+    """Whether the model generates with a plain attention cache (judged from the cache
+    transformers builds for its config), whose rows finished sequences can leave."""
+    from transformers.cache_utils import DynamicCache
+
+    try:
+        return _plain_cache(DynamicCache(config=model.config))
+    except Exception:  # noqa: BLE001 - a config DynamicCache cannot read: one call
+        return False
+
+
+def _generate_batch(
+    model, tokenizer, input_ids, attention, budget, pad, ends, stops, reasoning, segment
+) -> list[list[int]]:
+    """The generated ids of each row of a left-padded batch (rows that ended early are
+    padded after their end), ``segment`` tokens per ``generate`` call (None: one call).
+
+    Between calls, rows that ended (an end token, or a stop string for the criterion)
+    leave the batch and the KV cache; the others continue from the cache."""
+    width, first = input_ids.shape[1], (input_ids, attention)
+    criterion = StopStrings(tokenizer, width, stops, reasoning) if any(stops) else None
+    alive = list(range(input_ids.shape[0]))
+    rows: list[list[int]] = [[] for _ in alive]
+    cache, produced = None, 0
+    end_ids = torch.tensor(ends or [-1], device=input_ids.device)
+    while True:
+        step = budget - produced if segment is None else min(segment, budget - produced)
+        result = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            past_key_values=cache,
+            max_new_tokens=step,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=ends or None,
+            stopping_criteria=StoppingCriteriaList([criterion]) if criterion else None,
+            return_dict_in_generate=True,
+        )
+        sequences = result if isinstance(result, torch.Tensor) else result.sequences
+        new = sequences[:, input_ids.shape[1] :]
+        for j, b in enumerate(alive):
+            rows[b].extend(new[j].tolist())
+        produced += new.shape[1]
+        if produced >= budget or new.shape[1] < step:  # the budget, or every row ended
+            return rows
+        ended = torch.isin(new, end_ids).any(dim=1).tolist()
+        if criterion is not None:
+            ended = [
+                e or (criterion.done[j] and bool(criterion.stops[j])) for j, e in enumerate(ended)
+            ]
+        keep = [j for j, e in enumerate(ended) if not e]
+        cache = getattr(result, "past_key_values", None)
+        if not keep:
+            return rows
+        if not _plain_cache(cache):  # not what _compactable judged: again, in one call
+            log.warning("the model's cache is not a plain attention cache: one call per batch")
+            return _generate_batch(
+                model, tokenizer, *first, budget, pad, ends, stops, reasoning, segment=None
+            )
+        index = torch.tensor(keep, device=input_ids.device)
+        if len(keep) < len(alive):
+            cache.batch_select_indices(index)
+            if criterion is not None:
+                criterion.select(keep)
+        grown = torch.ones_like(new)
+        input_ids = sequences[index]
+        attention = torch.cat([attention, grown], dim=1)[index]
+        alive = [alive[j] for j in keep]
 
 
 def _pad_id(model, tokenizer, ends: list[int]) -> int:
@@ -304,6 +391,7 @@ def generate_responses(
     name: str = "model",
     reasoning: str = "none",
     template_kwargs: dict | None = None,
+    segment: int | None = SEGMENT,
 ) -> list[dict]:
     """Greedy responses to every sample's prompt, scored against its reference.
 
@@ -314,10 +402,13 @@ def generate_responses(
     number dropped is recorded. Each sequence stops on its own at the first of the
     model's end tokens (:func:`end_token_ids`) or of its ``meta.stop`` strings (the
     task's ``stop`` setting), checked at every step; a batch ends when all its sequences
-    have, or after ``max_new_tokens`` (:func:`finish_response`). The answer is extracted
-    from, and scored on, the final answer (``reasoning``; :func:`answer_start`). Scoring
-    (:func:`moemui.tasks.score`) runs code answers in a separate sandboxed process,
-    never in this one.
+    have, or after ``max_new_tokens`` (:func:`finish_response`). A batch is generated
+    ``segment`` new tokens at a time; between segments the finished sequences leave it
+    (with their rows of the KV cache), so the model runs only the sequences still going
+    (models whose cache is not a plain attention cache, and ``segment=None``: one call).
+    The answer is extracted from, and scored on, the final answer (``reasoning``;
+    :func:`answer_start`). Scoring (:func:`moemui.tasks.score`) runs code answers in a
+    separate sandboxed process, never in this one.
 
     Returns
     -------
@@ -359,19 +450,19 @@ def generate_responses(
             input_ids[b, width - len(kept[i]) :] = torch.tensor(kept[i])
             attention[b, width - len(kept[i]) :] = 1
         stops = [samples[i]["meta"].get("stop") or None for i in chunk]
-        criteria = None
-        if any(stops):
-            criteria = StoppingCriteriaList([StopStrings(tokenizer, width, stops, reasoning)])
-        out = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-            eos_token_id=ends or None,
-            stopping_criteria=criteria,
+        rows = _generate_batch(
+            model,
+            tokenizer,
+            input_ids.to(device),
+            attention.to(device),
+            max_new_tokens,
+            pad,
+            ends,
+            stops,
+            reasoning,
+            segment if segment and _compactable(model) else None,
         )
-        for i, stop, row in zip(chunk, stops, out[:, width:].tolist(), strict=True):
+        for i, stop, row in zip(chunk, stops, rows, strict=True):
             done = finish_response(tokenizer, row, ends, stop, reasoning)
             records[i] = scored_record(samples[i], rendered[i], kept[i], dropped[i], done)
     return records
