@@ -166,8 +166,9 @@ def test_a_stop_string_ends_generation_at_the_token_that_completes_it(qwen3):
     assert record["stop_reason"] == "stop"
     text = tok.decode(row[:cut])
     assert record["response"] == record["final"] == text[: text.index(stop)]
-    # in the loop: one forward per generated token, none after the stop string appeared
-    assert len(calls) == cut < budget
+    # in the loop: one forward per generated token (and one for the prompt, which is run
+    # on its own where sequences can join a running batch), none after the stop string
+    assert cut <= len(calls) <= cut + 1 < budget
 
 
 def test_stop_strings_keep_the_other_sequences_of_a_batch_going(qwen3):
@@ -497,28 +498,23 @@ def test_the_loop_criterion_stops_where_the_response_is_cut(reasoning, text):
         assert fired is None and done["response_ids"] == row
 
 
-def test_sequences_leave_the_batch_between_segments_with_the_one_call_rows(qwen3):
-    """Finished rows leave the batch (and the KV cache) between segments; the rows that
-    go on generate what one call over the whole budget generates."""
+def test_sequences_leave_and_join_the_batch_with_the_tokens_they_get_alone(qwen3):
+    """Finished sequences leave the running batch (and the KV cache) between segments
+    and queued ones join it; each gets the tokens and the ending it gets alone."""
     model, tok = qwen3
-    samples = samples_of(PROMPTS + ["a b c d e f g h", "0123456789"])
-    ref = _reference_rows(model, tok, samples, 14)
+    prompts = PROMPTS + ["a b c d e f g h", "0123456789"]
+    ref = _reference_rows(model, tok, samples_of(prompts), 14)
     second = ref[0][3] if ref[0][3] not in ref[0][:3] else ref[0][5]
     model.generation_config.eos_token_id = [second]
-    stops = samples_of(PROMPTS + ["a b c d e f g h", "0123456789"], [tok.decode(ref[1][6:8])])
+    samples = samples_of(prompts, [tok.decode(ref[1][6:8])])
     try:
-        one = generate_responses(model, tok, stops, 8, 14, segment=None)
-        calls, handle = _count_forwards(model)
-        try:
-            segmented = generate_responses(model, tok, stops, 8, 14, segment=3)
-        finally:
-            handle.remove()
+        alone = generate_responses(model, tok, samples, 1, 14, segment=None)
+        pooled = generate_responses(model, tok, samples, 2, 14, segment=3)
     finally:
         model.generation_config.eos_token_id = []
-    assert [r["response_ids"] for r in one] == [r["response_ids"] for r in segmented]
-    assert [r["stop_reason"] for r in one] == [r["stop_reason"] for r in segmented]
-    assert "end" in {r["stop_reason"] for r in one} and "stop" in {r["stop_reason"] for r in one}
-    assert len(calls) == max(len(r["response_ids"]) for r in one)  # one forward per step
+    assert [r["response_ids"] for r in pooled] == [r["response_ids"] for r in alone]
+    assert [r["stop_reason"] for r in pooled] == [r["stop_reason"] for r in alone]
+    assert {"end", "stop"} <= {r["stop_reason"] for r in alone}
 
 
 FAMILY_PROMPTS = ["12+7=", "a much longer prompt here", "x", "hello there"]
@@ -526,15 +522,26 @@ FAMILY_PROMPTS = ["12+7=", "a much longer prompt here", "x", "hello there"]
 
 @pytest.mark.parametrize("model_type", sorted(set(FAMILIES.values())))
 def test_every_family_generates_the_same_rows_in_segments(model_type):
+    """Sequences that leave and join a running batch (batches of 2, segments of 2) get
+    the tokens each gets alone, for every family whose generation does not depend on
+    the padding of its batch."""
     torch.set_num_threads(1)
     model = tiny_model(model_type)
     model.generation_config.eos_token_id = [40, 50, 60]  # byte ids the tiny models write
     tok = build_tokenizer()
     samples = samples_of(FAMILY_PROMPTS)
+
+    def rows(batch_size, segment):
+        records = generate_responses(
+            model, tok, samples, batch_size, 9, model_type, segment=segment
+        )
+        return [r["response_ids"] for r in records]
+
     try:
-        one = generate_responses(model, tok, samples, 4, 9, model_type, segment=None)
+        alone = rows(1, None)
     except ValueError as err:  # the shrunk config keeps only linear-attention layers
         assert "only contain LinearAttention layers" in str(err)
         pytest.skip("transformers cannot generate with a cache of linear-attention layers only")
-    segmented = generate_responses(model, tok, samples, 4, 9, model_type, segment=2)
-    assert [r["response_ids"] for r in one] == [r["response_ids"] for r in segmented]
+    if rows(4, None) != alone:
+        pytest.skip("this family's tokens depend on the padding of its batch, in one call too")
+    assert rows(2, 2) == alone

@@ -191,7 +191,8 @@ def finish_response(
 class StopStrings(StoppingCriteria):
     """A stopping criterion: a row is done once its final answer holds a stop string.
 
-    Called by ``generate`` after every step with the whole ``[B, width + t]`` ids. A stop
+    Called by ``generate`` after every step with the whole ``[B, width + t]`` ids, row
+    ``b``'s response starting at ``widths[b]`` (an int: the same for every row). A stop
     string completed by the newest token lies in the row's last few tokens, so only a
     tail of each row is decoded (the stop string's length in bytes plus a margin of
     :attr:`MARGIN` tokens); so is the reasoning marker, and where the final answer starts
@@ -201,21 +202,46 @@ class StopStrings(StoppingCriteria):
 
     MARGIN = 8
 
-    def __init__(self, tokenizer, width: int, stops: list[list[str] | None], reasoning: str):
-        self.tokenizer, self.width, self.reasoning = tokenizer, width, reasoning
-        self.stops = stops
-        self.done = [not s for s in stops]
-        self.start: list[int | None] = [0 if reasoning == "none" else None for _ in stops]
-        self.window = [max(len(x.encode()) for x in s) + self.MARGIN if s else 0 for s in stops]
+    ROW_STATE = ("widths", "stops", "done", "start", "window", "opened")
+
+    def __init__(
+        self, tokenizer, widths: int | list[int], stops: list[list[str] | None], reasoning: str
+    ):
+        self.tokenizer, self.reasoning = tokenizer, reasoning
         marker = THINK_CLOSE if reasoning == "think" else HARMONY_FINAL
         self.marker, self.marker_window = marker, len(marker.encode()) + self.MARGIN
-        self.opened = [False for _ in stops]
+        for name in self.ROW_STATE:
+            setattr(self, name, [])
+        if isinstance(widths, int):
+            widths = [widths] * len(stops)
+        self.extend(widths, stops)
+
+    def extend(self, widths: list[int], stops: list[list[str] | None]) -> None:
+        """Rows joining the batch (after the rows already there)."""
+        self.widths += list(widths)
+        self.stops += list(stops)
+        self.done += [not s for s in stops]
+        self.start += [0 if self.reasoning == "none" else None for _ in stops]
+        self.window += [max(len(x.encode()) for x in s) + self.MARGIN if s else 0 for s in stops]
+        self.opened += [False for _ in stops]
 
     def select(self, keep: list[int]) -> None:
         """Keep the state of rows ``keep`` only (the batch lost its other rows)."""
-        for name in ("stops", "done", "start", "window", "opened"):
+        for name in self.ROW_STATE:
             values = getattr(self, name)
             setattr(self, name, [values[j] for j in keep])
+
+    def absorb(self, other: StopStrings, shift: int) -> None:
+        """Take the rows of ``other`` after these, their columns shifted by ``shift``."""
+        for name in self.ROW_STATE:
+            values = getattr(other, name)
+            if name == "widths":
+                values = [w + shift for w in values]
+            setattr(self, name, getattr(self, name) + list(values))
+
+    def shift(self, by: list[int]) -> None:
+        """Row ``b`` gained ``by[b]`` padding columns on its left."""
+        self.widths = [w + k for w, k in zip(self.widths, by, strict=True)]
 
     def _tail(self, row: list[int], n: int, skip: bool) -> str:
         return self.tokenizer.decode(row[max(0, len(row) - n) :], skip_special_tokens=skip)
@@ -233,10 +259,11 @@ class StopStrings(StoppingCriteria):
         return None
 
     def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
-        rows = input_ids[:, self.width :].tolist()
-        for b, row in enumerate(rows):
+        ids = input_ids.tolist()
+        for b, full in enumerate(ids):
             if self.done[b]:
                 continue
+            row = full[self.widths[b] :]
             start = self._answer_start(b, row)
             if start is None:
                 continue
@@ -325,6 +352,162 @@ def _generate_batch(
         input_ids = sequences[index]
         attention = torch.cat([attention, grown], dim=1)[index]
         alive = [alive[j] for j in keep]
+
+
+def _refillable(model) -> bool:
+    """Whether every layer of the model's cache is a full-attention DynamicLayer, whose
+    rows can also be left-padded and joined: sequences can then join a running batch."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # noqa: BLE001 - a config DynamicCache cannot read
+        return False
+    return type(cache) is DynamicCache and all(type(x) is DynamicLayer for x in cache.layers)
+
+
+def _left_pad(t: torch.Tensor, by: int, dim: int, value=0) -> torch.Tensor:
+    if by == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = by
+    return torch.cat([t.new_full(shape, value), t], dim=dim)
+
+
+def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device):
+    """New sequences, started by one ``generate`` call of one token (transformers' own
+    prefill): their left-padded ids with the first token, mask, KV cache (every token
+    but that last one, as for a running row) and stop-string state."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        ids[b, width - len(p) :] = torch.tensor(p)
+        mask[b, width - len(p) :] = 1
+    criterion = StopStrings(tokenizer, width, stops, reasoning)
+    result = model.generate(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        max_new_tokens=1,
+        do_sample=False,
+        pad_token_id=pad,
+        eos_token_id=ends or None,
+        stopping_criteria=StoppingCriteriaList([criterion]),
+        return_dict_in_generate=True,
+    )
+    mask = torch.cat([mask.to(device), torch.ones_like(mask[:, :1])], dim=1)
+    return (result.sequences, mask, result.past_key_values), criterion
+
+
+def _join(running, joining, pad: int):
+    """One batch from two (ids, mask, cache): rows left-padded to the longer width, the
+    joining rows after the running ones. Returns the batch and each part's padding."""
+    (ids_a, mask_a, cache_a), (ids_b, mask_b, cache_b) = running, joining
+    width = max(ids_a.shape[1], ids_b.shape[1])
+    pad_a, pad_b = width - ids_a.shape[1], width - ids_b.shape[1]
+    ids = torch.cat([_left_pad(ids_a, pad_a, 1, pad), _left_pad(ids_b, pad_b, 1, pad)])
+    mask = torch.cat([_left_pad(mask_a, pad_a, 1), _left_pad(mask_b, pad_b, 1)])
+    for layer_a, layer_b in zip(cache_a.layers, cache_b.layers, strict=True):
+        for name in ("keys", "values"):
+            a, b = getattr(layer_a, name), getattr(layer_b, name)
+            setattr(layer_a, name, torch.cat([_left_pad(a, pad_a, -2), _left_pad(b, pad_b, -2)]))
+    return (ids, mask, cache_a), pad_a, pad_b
+
+
+def _pool_generate(
+    model, tokenizer, prompts, budget, pad, ends, stops, reasoning, batch_size, segment, device
+):
+    """Greedy generation of every prompt with sequences joining a running batch.
+
+    At most ``batch_size`` sequences run at once, ``segment`` tokens per ``generate``
+    call (fewer when a sequence is that close to its budget). After each call the
+    sequences that ended (an end token, a stop string, the budget) leave the batch and
+    the KV cache, and the next prompts of the queue join it: their prompts are run
+    through the model (:func:`_prefill`) and their rows of the cache left-padded to the
+    batch's width (:func:`_join`). Yields ``(index, generated ids)`` as sequences end.
+    """
+    queue = list(range(len(prompts)))[::-1]
+    active: list[int] = []
+    generated: dict[int, list[int]] = {}
+    batch, criterion, new = None, None, None
+    end_ids = torch.tensor(ends or [-1], device=device)
+    while queue or active:
+        if queue and len(active) < batch_size:
+            joining = [queue.pop() for _ in range(min(batch_size - len(active), len(queue)))]
+            part, started = _prefill(
+                model,
+                tokenizer,
+                [prompts[i] for i in joining],
+                pad,
+                ends,
+                [stops[i] for i in joining],
+                reasoning,
+                device,
+            )
+            if batch is None:
+                batch, criterion, pad_a, pad_b = part, started, 0, 0
+            else:
+                batch, pad_a, pad_b = _join(batch, part, pad)
+                criterion.shift([pad_a] * len(active))
+                criterion.absorb(started, pad_b)
+            for j, i in enumerate(joining):
+                generated[i] = [int(part[0][j, -1])]
+            active += joining
+            ended = [_ended(generated[i], end_ids, budget) for i in active]
+        else:
+            ids, mask, cache = batch
+            step = min(segment, min(budget - len(generated[i]) for i in active))
+            result = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                past_key_values=cache,
+                max_new_tokens=step,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=ends or None,
+                stopping_criteria=StoppingCriteriaList([criterion]),
+                return_dict_in_generate=True,
+            )
+            new = result.sequences[:, ids.shape[1] :]
+            for j, i in enumerate(active):
+                generated[i] += new[j].tolist()
+            mask = torch.cat([mask, torch.ones_like(new)], dim=1)
+            batch = (result.sequences, mask, result.past_key_values)
+            ended = [_ended(generated[i], end_ids, budget) for i in active]
+        stopped = [d and bool(s) for d, s in zip(criterion.done, criterion.stops, strict=True)]
+        ended = [e or x for e, x in zip(ended, stopped, strict=True)]
+        for j, i in enumerate(active):
+            if ended[j]:
+                yield i, generated.pop(i)
+        keep = [j for j, e in enumerate(ended) if not e]
+        if not keep:
+            active, batch, criterion = [], None, None
+            continue
+        if len(keep) < len(active):
+            ids, mask, cache = batch
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            criterion.select(keep)
+            batch = (ids[index], mask[index], cache)
+            active = [active[j] for j in keep]
+
+
+def _ended(row: list[int], end_ids: torch.Tensor, budget: int) -> bool:
+    """A row has ended: an end token in it, or the budget used up."""
+    return len(row) >= budget or bool(torch.isin(torch.tensor(row), end_ids.cpu()).any())
+
+
+class _Counted:
+    """An iterator with a known length, for :func:`moemui.progress.progress`."""
+
+    def __init__(self, items, n: int):
+        self.items, self.n = items, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(self.items)
 
 
 def _pad_id(model, tokenizer, ends: list[int]) -> int:
@@ -440,6 +623,30 @@ def generate_responses(
         dropped.append(cut)
     order = sorted(range(len(samples)), key=lambda i: len(kept[i]))
     records: list[dict | None] = [None] * len(samples)
+    stops = [s["meta"].get("stop") or None for s in samples]
+
+    def record(i: int, row: list[int]) -> None:
+        done = finish_response(tokenizer, row, ends, stops[i], reasoning)
+        records[i] = scored_record(samples[i], rendered[i], kept[i], dropped[i], done)
+
+    if segment and _refillable(model):
+        finished = _pool_generate(
+            model,
+            tokenizer,
+            [kept[i] for i in order],
+            max_new_tokens,
+            pad,
+            ends,
+            [stops[i] for i in order],
+            reasoning,
+            batch_size,
+            segment,
+            device,
+        )
+        for j, row in progress(_Counted(finished, len(order)), f"generate {name}", "sample"):
+            record(order[j], row)
+        return records
+    segmented = segment if segment and _compactable(model) else None
     batches = range(0, len(order), batch_size)
     for start in progress(batches, desc=f"generate {name}", unit="batch"):
         chunk = order[start : start + batch_size]
@@ -449,7 +656,6 @@ def generate_responses(
         for b, i in enumerate(chunk):
             input_ids[b, width - len(kept[i]) :] = torch.tensor(kept[i])
             attention[b, width - len(kept[i]) :] = 1
-        stops = [samples[i]["meta"].get("stop") or None for i in chunk]
         rows = _generate_batch(
             model,
             tokenizer,
@@ -458,11 +664,10 @@ def generate_responses(
             max_new_tokens,
             pad,
             ends,
-            stops,
+            [stops[i] for i in chunk],
             reasoning,
-            segment if segment and _compactable(model) else None,
+            segmented,
         )
-        for i, stop, row in zip(chunk, stops, rows, strict=True):
-            done = finish_response(tokenizer, row, ends, stop, reasoning)
-            records[i] = scored_record(samples[i], rendered[i], kept[i], dropped[i], done)
+        for i, row in zip(chunk, rows, strict=True):
+            record(i, row)
     return records
