@@ -374,10 +374,10 @@ def _left_pad(t: torch.Tensor, by: int, dim: int, value=0) -> torch.Tensor:
     return torch.cat([t.new_full(shape, value), t], dim=dim)
 
 
-def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device):
-    """New sequences, started by one ``generate`` call of one token (transformers' own
-    prefill): their left-padded ids with the first token, mask, KV cache (every token
-    but that last one, as for a running row) and stop-string state."""
+def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device, n_new=1):
+    """New sequences, started by one ``generate`` call of ``n_new`` tokens (transformers'
+    own prefill): their left-padded ids with the new tokens, mask, KV cache (every token
+    but the last, as for a running row) and stop-string state."""
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -388,15 +388,16 @@ def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device):
     result = model.generate(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
-        max_new_tokens=1,
+        max_new_tokens=n_new,
         do_sample=False,
         pad_token_id=pad,
         eos_token_id=ends or None,
         stopping_criteria=StoppingCriteriaList([criterion]),
         return_dict_in_generate=True,
     )
-    mask = torch.cat([mask.to(device), torch.ones_like(mask[:, :1])], dim=1)
-    return (result.sequences, mask, result.past_key_values), criterion
+    grown = result.sequences.shape[1] - width
+    mask = torch.cat([mask.to(device), mask.new_ones((len(prompts), grown)).to(device)], dim=1)
+    return (result.sequences, mask, result.past_key_values), criterion, width
 
 
 def _join(running, joining, pad: int):
@@ -422,9 +423,12 @@ def _pool_generate(
     At most ``batch_size`` sequences run at once, ``segment`` tokens per ``generate``
     call (fewer when a sequence is that close to its budget). After each call the
     sequences that ended (an end token, a stop string, the budget) leave the batch and
-    the KV cache, and the next prompts of the queue join it: their prompts are run
-    through the model (:func:`_prefill`) and their rows of the cache left-padded to the
-    batch's width (:func:`_join`). Yields ``(index, generated ids)`` as sequences end.
+    the KV cache. Once half the batch is free, the next prompts of the queue join it:
+    they are run through the model together (:func:`_prefill`: a prompt's prefill reads
+    most expert weights however few its rows, so prompts join in groups, not one by
+    one), then their rows of the cache are left-padded to the batch's width and joined
+    (:func:`_join`). An empty batch is filled and its first segment generated in one
+    call. Yields ``(index, generated ids)`` as sequences end.
     """
     queue = list(range(len(prompts)))[::-1]
     active: list[int] = []
@@ -432,9 +436,10 @@ def _pool_generate(
     batch, criterion, new = None, None, None
     end_ids = torch.tensor(ends or [-1], device=device)
     while queue or active:
-        if queue and len(active) < batch_size:
-            joining = [queue.pop() for _ in range(min(batch_size - len(active), len(queue)))]
-            part, started = _prefill(
+        free = batch_size - len(active)
+        if queue and (not active or free >= max(1, batch_size // 2)):
+            joining = [queue.pop() for _ in range(min(free, len(queue)))]
+            part, started, width = _prefill(
                 model,
                 tokenizer,
                 [prompts[i] for i in joining],
@@ -443,6 +448,7 @@ def _pool_generate(
                 [stops[i] for i in joining],
                 reasoning,
                 device,
+                n_new=1 if active else min(segment, budget),
             )
             if batch is None:
                 batch, criterion, pad_a, pad_b = part, started, 0, 0
@@ -451,7 +457,7 @@ def _pool_generate(
                 criterion.shift([pad_a] * len(active))
                 criterion.absorb(started, pad_b)
             for j, i in enumerate(joining):
-                generated[i] = [int(part[0][j, -1])]
+                generated[i] = part[0][j, width:].tolist()
             active += joining
             ended = [_ended(generated[i], end_ids, budget) for i in active]
         else:
