@@ -295,6 +295,22 @@ def _compactable(model) -> bool:
         return False
 
 
+def _greedy(model, ids, mask, cache, n_new, pad, ends, criterion):
+    """One greedy ``generate`` call of at most ``n_new`` tokens, continuing from
+    ``cache`` (None: from the prompt), with the end tokens and stop-string criterion."""
+    return model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        past_key_values=cache,
+        max_new_tokens=n_new,
+        do_sample=False,
+        pad_token_id=pad,
+        eos_token_id=ends or None,
+        stopping_criteria=StoppingCriteriaList([criterion]) if criterion else None,
+        return_dict_in_generate=True,
+    )
+
+
 def _generate_batch(
     model, tokenizer, input_ids, attention, budget, pad, ends, stops, reasoning, segment
 ) -> list[list[int]]:
@@ -311,17 +327,7 @@ def _generate_batch(
     end_ids = torch.tensor(ends or [-1], device=input_ids.device)
     while True:
         step = budget - produced if segment is None else min(segment, budget - produced)
-        result = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention,
-            past_key_values=cache,
-            max_new_tokens=step,
-            do_sample=False,
-            pad_token_id=pad,
-            eos_token_id=ends or None,
-            stopping_criteria=StoppingCriteriaList([criterion]) if criterion else None,
-            return_dict_in_generate=True,
-        )
+        result = _greedy(model, input_ids, attention, cache, step, pad, ends, criterion)
         sequences = result if isinstance(result, torch.Tensor) else result.sequences
         new = sequences[:, input_ids.shape[1] :]
         for j, b in enumerate(alive):
@@ -385,16 +391,7 @@ def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device, n_n
         ids[b, width - len(p) :] = torch.tensor(p)
         mask[b, width - len(p) :] = 1
     criterion = StopStrings(tokenizer, width, stops, reasoning)
-    result = model.generate(
-        input_ids=ids.to(device),
-        attention_mask=mask.to(device),
-        max_new_tokens=n_new,
-        do_sample=False,
-        pad_token_id=pad,
-        eos_token_id=ends or None,
-        stopping_criteria=StoppingCriteriaList([criterion]),
-        return_dict_in_generate=True,
-    )
+    result = _greedy(model, ids.to(device), mask.to(device), None, n_new, pad, ends, criterion)
     grown = result.sequences.shape[1] - width
     mask = torch.cat([mask.to(device), mask.new_ones((len(prompts), grown)).to(device)], dim=1)
     return (result.sequences, mask, result.past_key_values), criterion, width
@@ -463,17 +460,7 @@ def _pool_generate(
         else:
             ids, mask, cache = batch
             step = min(segment, min(budget - len(generated[i]) for i in active))
-            result = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                past_key_values=cache,
-                max_new_tokens=step,
-                do_sample=False,
-                pad_token_id=pad,
-                eos_token_id=ends or None,
-                stopping_criteria=StoppingCriteriaList([criterion]),
-                return_dict_in_generate=True,
-            )
+            result = _greedy(model, ids, mask, cache, step, pad, ends, criterion)
             new = result.sequences[:, ids.shape[1] :]
             for j, i in enumerate(active):
                 generated[i] += new[j].tolist()

@@ -198,6 +198,12 @@ def model_skeleton(
         return _from_config(config)
 
 
+def _load_error(model: str, where: str, kwargs: dict, is_dir: bool, err: Exception):
+    """The error naming the model and what could not be loaded from where."""
+    what = f"directory {where}" if is_dir else f"Hub model {where} (revision {kwargs['revision']})"
+    return MoemuiError(f"model {model!r}: cannot load {what}: {str(err).splitlines()[0]}")
+
+
 def load_model(
     path_or_id: str,
     model: str,
@@ -267,12 +273,7 @@ def load_model(
             )
         tok = AutoTokenizer.from_pretrained(where, **kwargs) if tokenizer else None
     except (OSError, ValueError) as err:
-        what = (
-            f"directory {where}" if is_dir else f"Hub model {where} (revision {kwargs['revision']})"
-        )
-        raise MoemuiError(
-            f"model {model!r}: cannot load {what}: {str(err).splitlines()[0]}"
-        ) from None
+        raise _load_error(model, where, kwargs, is_dir, err) from None
     lm = (lm if device_map else lm.to(pick_device(device))).eval()
     log.info("loaded %s from %s (%s, %s)", model, where, dtype, next(lm.parameters()).device)
     return lm, tok
@@ -298,12 +299,7 @@ def load_tokenizer(
         config = AutoConfig.from_pretrained(where, **kwargs)
         tok = AutoTokenizer.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as err:
-        what = (
-            f"directory {where}" if is_dir else f"Hub model {where} (revision {kwargs['revision']})"
-        )
-        raise MoemuiError(
-            f"model {model!r}: cannot load {what}: {str(err).splitlines()[0]}"
-        ) from None
+        raise _load_error(model, where, kwargs, is_dir, err) from None
     try:
         generation = GenerationConfig.from_pretrained(
             where, **{k: v for k, v in kwargs.items() if k == "revision"}
