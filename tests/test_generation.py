@@ -545,3 +545,22 @@ def test_every_family_generates_the_same_rows_in_segments(model_type):
     if rows(4, None) != alone:
         pytest.skip("this family's tokens depend on the padding of its batch, in one call too")
     assert rows(2, 2) == alone
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "phrase"),
+    [
+        ("--chat-template-kwargs", "{enable_thinking: false}", "not JSON"),
+        ("--chat-template-kwargs", '["enable_thinking"]', "not a JSON object"),
+    ],
+)
+def test_a_malformed_json_flag_is_a_usage_error_naming_it(tmp_path, capsys, flag, value, phrase):
+    from moemui.cli import main
+
+    argv = ["generate", "--model-id", "m", "--source", str(tmp_path), "--tasks", "t.jsonl"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--out", "o.jsonl", flag, value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: {phrase}" in err
+    assert "Traceback" not in err

@@ -20,6 +20,17 @@ def _csv_list(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
 
+def _json_object(text: str) -> dict:
+    """A flag's JSON object (argparse reports anything else as a usage error)."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return value
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-id", required=True, help="the model's id (slug) in the config")
     p.add_argument("--source", required=True, help="a model directory or a Hub id")
@@ -48,6 +59,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--chat-template-kwargs",
+        type=_json_object,
         default="{}",
         help="variables for the chat template, as JSON (e.g. '{\"enable_thinking\": false}')",
     )
@@ -88,7 +100,7 @@ def cmd_generate(args) -> None:
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         reasoning=args.reasoning,
-        template_kwargs=json.loads(args.chat_template_kwargs),
+        template_kwargs=args.chat_template_kwargs,
         imported=args.import_responses,
     )
 
@@ -111,7 +123,7 @@ def cmd_capture(args) -> None:
         batch_invariant=args.batch_invariant,
         keep=args.keep,
         tokens=args.tokens,
-        attrs=json.loads(args.attrs),
+        attrs=args.attrs,
     )
 
 
@@ -286,7 +298,7 @@ def cmd_ablate(args) -> None:
         args.out,
         **_loading(args),
         reasoning=args.reasoning,
-        template_kwargs=json.loads(args.chat_template_kwargs),
+        template_kwargs=args.chat_template_kwargs,
     )
 
 
@@ -452,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="all (default): score every response token; answer: only the final answer's",
     )
-    p.add_argument("--attrs", default="{}", help="extra group attributes, as JSON")
+    p.add_argument(
+        "--attrs", type=_json_object, default="{}", help="extra group attributes, as JSON"
+    )
     p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser(
