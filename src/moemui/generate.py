@@ -239,6 +239,10 @@ class StopStrings(StoppingCriteria):
                 values = [w + shift for w in values]
             setattr(self, name, getattr(self, name) + list(values))
 
+    def stopped(self) -> list[bool]:
+        """Per row: a stop string ended it."""
+        return [d and bool(s) for d, s in zip(self.done, self.stops, strict=True)]
+
     def shift(self, by: list[int]) -> None:
         """Row ``b`` gained ``by[b]`` padding columns on its left."""
         self.widths = [w + k for w, k in zip(self.widths, by, strict=True)]
@@ -269,8 +273,7 @@ class StopStrings(StoppingCriteria):
                 continue
             text = self._tail(row[start:], self.window[b], skip=True)
             self.done[b] = _first_stop(text, self.stops[b]) >= 0
-        stopped = [d and bool(s) for d, s in zip(self.done, self.stops, strict=True)]
-        return torch.tensor(stopped, dtype=torch.bool, device=input_ids.device)
+        return torch.tensor(self.stopped(), dtype=torch.bool, device=input_ids.device)
 
 
 SEGMENT = 8  # new tokens per generate call, between which finished sequences leave
@@ -284,15 +287,26 @@ def _plain_cache(cache) -> bool:
     return type(cache) is DynamicCache and all(type(x) in plain for x in cache.layers)
 
 
-def _compactable(model) -> bool:
-    """Whether the model generates with a plain attention cache (judged from the cache
-    transformers builds for its config), whose rows finished sequences can leave."""
+def _cache_layers(model) -> list[type] | None:
+    """The layer types of the DynamicCache transformers builds for the model's config
+    (None: not a DynamicCache, or one the config cannot build)."""
     from transformers.cache_utils import DynamicCache
 
     try:
-        return _plain_cache(DynamicCache(config=model.config))
-    except Exception:  # noqa: BLE001 - a config DynamicCache cannot read: one call
-        return False
+        cache = DynamicCache(config=model.config)
+    except Exception:  # noqa: BLE001 - a config DynamicCache cannot read
+        return None
+    return [type(x) for x in cache.layers] if type(cache) is DynamicCache else None
+
+
+def _compactable(model) -> bool:
+    """Whether the model generates with a plain attention cache, whose rows finished
+    sequences can leave."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    layers = _cache_layers(model)
+    plain = (DynamicLayer, DynamicSlidingWindowLayer)
+    return layers is not None and all(t in plain for t in layers)
 
 
 def _greedy(model, ids, mask, cache, n_new, pad, ends, criterion):
@@ -337,9 +351,7 @@ def _generate_batch(
             return rows
         ended = torch.isin(new, end_ids).any(dim=1).tolist()
         if criterion is not None:
-            ended = [
-                e or (criterion.done[j] and bool(criterion.stops[j])) for j, e in enumerate(ended)
-            ]
+            ended = [e or x for e, x in zip(ended, criterion.stopped(), strict=True)]
         keep = [j for j, e in enumerate(ended) if not e]
         cache = getattr(result, "past_key_values", None)
         if not keep:
@@ -363,13 +375,10 @@ def _generate_batch(
 def _refillable(model) -> bool:
     """Whether every layer of the model's cache is a full-attention DynamicLayer, whose
     rows can also be left-padded and joined: sequences can then join a running batch."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
+    from transformers.cache_utils import DynamicLayer
 
-    try:
-        cache = DynamicCache(config=model.config)
-    except Exception:  # noqa: BLE001 - a config DynamicCache cannot read
-        return False
-    return type(cache) is DynamicCache and all(type(x) is DynamicLayer for x in cache.layers)
+    layers = _cache_layers(model)
+    return layers is not None and all(t is DynamicLayer for t in layers)
 
 
 def _left_pad(t: torch.Tensor, by: int, dim: int, value=0) -> torch.Tensor:
@@ -380,16 +389,23 @@ def _left_pad(t: torch.Tensor, by: int, dim: int, value=0) -> torch.Tensor:
     return torch.cat([t.new_full(shape, value), t], dim=dim)
 
 
-def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device, n_new=1):
-    """New sequences, started by one ``generate`` call of ``n_new`` tokens (transformers'
-    own prefill): their left-padded ids with the new tokens, mask, KV cache (every token
-    but the last, as for a running row) and stop-string state."""
+def _left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts left-padded to the longest: ids and attention mask."""
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for b, p in enumerate(prompts):
         ids[b, width - len(p) :] = torch.tensor(p)
         mask[b, width - len(p) :] = 1
+    return ids, mask
+
+
+def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device, n_new=1):
+    """New sequences, started by one ``generate`` call of ``n_new`` tokens (transformers'
+    own prefill): their left-padded ids with the new tokens, mask, KV cache (every token
+    but the last, as for a running row) and stop-string state."""
+    ids, mask = _left_padded(prompts, pad)
+    width = ids.shape[1]
     criterion = StopStrings(tokenizer, width, stops, reasoning)
     result = _greedy(model, ids.to(device), mask.to(device), None, n_new, pad, ends, criterion)
     grown = result.sequences.shape[1] - width
@@ -430,8 +446,8 @@ def _pool_generate(
     queue = list(range(len(prompts)))[::-1]
     active: list[int] = []
     generated: dict[int, list[int]] = {}
-    batch, criterion, new = None, None, None
-    end_ids = torch.tensor(ends or [-1], device=device)
+    batch, criterion = None, None
+    end_set = set(ends)
     while queue or active:
         free = batch_size - len(active)
         if queue and (not active or free >= max(1, batch_size // 2)):
@@ -453,22 +469,24 @@ def _pool_generate(
                 batch, pad_a, pad_b = _join(batch, part, pad)
                 criterion.shift([pad_a] * len(active))
                 criterion.absorb(started, pad_b)
-            for j, i in enumerate(joining):
-                generated[i] = part[0][j, width:].tolist()
+            fresh = {i: part[0][j, width:].tolist() for j, i in enumerate(joining)}
+            generated.update(fresh)
             active += joining
-            ended = [_ended(generated[i], end_ids, budget) for i in active]
         else:
             ids, mask, cache = batch
             step = min(segment, min(budget - len(generated[i]) for i in active))
             result = _greedy(model, ids, mask, cache, step, pad, ends, criterion)
             new = result.sequences[:, ids.shape[1] :]
-            for j, i in enumerate(active):
-                generated[i] += new[j].tolist()
+            fresh = {i: new[j].tolist() for j, i in enumerate(active)}
+            for i, tokens in fresh.items():
+                generated[i] += tokens
             mask = torch.cat([mask, torch.ones_like(new)], dim=1)
             batch = (result.sequences, mask, result.past_key_values)
-            ended = [_ended(generated[i], end_ids, budget) for i in active]
-        stopped = [d and bool(s) for d, s in zip(criterion.done, criterion.stops, strict=True)]
-        ended = [e or x for e, x in zip(ended, stopped, strict=True)]
+        # a row has ended at an end token among its new tokens, or at its budget
+        ended = [
+            len(generated[i]) >= budget or not end_set.isdisjoint(fresh.get(i, ())) for i in active
+        ]
+        ended = [e or x for e, x in zip(ended, criterion.stopped(), strict=True)]
         for j, i in enumerate(active):
             if ended[j]:
                 yield i, generated.pop(i)
@@ -483,11 +501,6 @@ def _pool_generate(
             criterion.select(keep)
             batch = (ids[index], mask[index], cache)
             active = [active[j] for j in keep]
-
-
-def _ended(row: list[int], end_ids: torch.Tensor, budget: int) -> bool:
-    """A row has ended: an end token in it, or the budget used up."""
-    return len(row) >= budget or bool(torch.isin(torch.tensor(row), end_ids.cpu()).any())
 
 
 class _Counted:
@@ -643,12 +656,7 @@ def generate_responses(
     batches = range(0, len(order), batch_size)
     for start in progress(batches, desc=f"generate {name}", unit="batch"):
         chunk = order[start : start + batch_size]
-        width = max(len(kept[i]) for i in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for b, i in enumerate(chunk):
-            input_ids[b, width - len(kept[i]) :] = torch.tensor(kept[i])
-            attention[b, width - len(kept[i]) :] = 1
+        input_ids, attention = _left_padded([kept[i] for i in chunk], pad)
         rows = _generate_batch(
             model,
             tokenizer,
