@@ -164,7 +164,8 @@ def parse_trained(ref: str) -> tuple[str, int]:
     recipe = trained_recipe(name)
     if not step:
         return name, recipe.steps
-    if not step.isdigit() or int(step) not in recipe.save_steps:
+    # ASCII digits only: str.isdigit() also takes "²" (int() rejects it) and "١٥٠"
+    if not (step.isascii() and step.isdigit()) or int(step) not in recipe.save_steps:
         raise MoemuiError(
             f"trained recipe {name!r} saves no checkpoint at step {step!r}; "
             f"saved steps: {', '.join(map(str, recipe.save_steps))}"
