@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import jsonschema
 import yaml
 
 from moemui.errors import MoemuiError
+from moemui.limits import TABLE_DIGITS
 from moemui.recipes import RECIPES
 from moemui.sources import parse_source
 from moemui.tasks import BUILTIN_TASKS
@@ -41,7 +43,42 @@ def _extend_with_default(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _extend_with_default(jsonschema.Draft7Validator)
+def _is_integer(checker, instance) -> bool:
+    """An int, not a bool and not a float: jsonschema's own ``integer`` takes 64.0, which
+    the jobs' ``int`` arguments reject."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    _extend_with_default(jsonschema.Draft7Validator),
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+#: What YAML may give that JSON (the jobs' --spec and params) has too.
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_values(node, path: list) -> None:
+    """Every value in the config is finite (no .nan, .inf) and a JSON value (no YAML
+    date, set or binary), naming the first offending key."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise MoemuiError(f"config key '{_key(path)}': {node} is not a finite number")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_values(value, [*path, key])
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_values(value, [*path, i])
+    elif not isinstance(node, _JSON_SCALARS):
+        raise MoemuiError(
+            f"config key '{_key(path)}': {node!r} is a YAML {type(node).__name__}, not a "
+            "string, number, boolean, list or mapping (quote it)"
+        )
+
+
+def table_value(value: float) -> str:
+    """A threshold or rho as the tables write it (``"%.10g"``)."""
+    return f"{value:.{TABLE_DIGITS}g}"
 
 
 def config_hash(config: dict) -> str:
@@ -79,6 +116,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if not isinstance(config, dict):
         raise MoemuiError("config: expected a mapping at the top level")
     schema = schema or load_schema()
+    _check_values(config, [])
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -89,7 +127,11 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         if err.validator == "required":
             missing = err.message.split("'")[1]
             raise MoemuiError(f"config key '{_key(path + [missing])}': required but missing")
-        raise MoemuiError(f"config key '{_key(path)}': {err.message}")
+        message = err.message
+        if err.validator == "type" and isinstance(err.instance, float):
+            if err.instance.is_integer() and "integer" in err.validator_value:
+                message += f" (write {int(err.instance)}, without a decimal point)"
+        raise MoemuiError(f"config key '{_key(path)}': {message}")
     _check_semantics(config)
     return config
 
@@ -165,11 +207,51 @@ def _check_benchmark(task: dict, key: str, name: str) -> None:
         raise MoemuiError(f"config key '{key}.path': local dataset {task['path']} does not exist")
 
 
+def _check_input_path(path: str, key: str, tilde: bool) -> None:
+    """A path the workflow names as a job input must read the same to Snakemake as here:
+    not empty, no braces (Snakemake reads them as wildcards), and, where the jobs do not
+    expand it (``tilde`` False), no leading ``~``."""
+    if not path.strip():
+        raise MoemuiError(f"config key '{key}': empty path")
+    if "{" in path or "}" in path:
+        raise MoemuiError(
+            f"config key '{key}': path {path!r} contains '{{' or '}}', which Snakemake reads "
+            "as a wildcard; rename the file or its directory"
+        )
+    if not tilde and path.startswith("~"):
+        raise MoemuiError(
+            f"config key '{key}': path {path!r} starts with '~', which task paths do not "
+            "expand (Snakemake would look for a directory named '~'); write the full path"
+        )
+
+
+def _check_unique(values: list[float], key: str) -> None:
+    """No two thresholds (or rhos) are one row of the tables (``%.10g``)."""
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values):
+        text = table_value(value)
+        if text in seen:
+            raise MoemuiError(
+                f"config key '{key}[{i}]': {value!r} equals {key}[{seen[text]}] "
+                f"({values[seen[text]]!r}) at the tables' {TABLE_DIGITS} significant digits "
+                f"(both {text})"
+            )
+        seen[text] = i
+
+
 def _check_semantics(config: dict) -> None:
     from moemui.train import parse_trained
 
     if not config["models"] and not config["series"]:
         raise MoemuiError("config key 'models': no model to measure (models and series are empty)")
+    first_series: dict[str, int] = {}
+    for i, entry in enumerate(config["series"]):
+        if entry["id"] in first_series:
+            raise MoemuiError(
+                f"config key 'series[{i}].id': duplicate series id {entry['id']!r} "
+                f"(also series[{first_series[entry['id']]}])"
+            )
+        first_series[entry["id"]] = i
     for i, entry in enumerate(config["series"]):
         steps = [c["step"] for c in entry["checkpoints"]]
         for j in range(1, len(steps)):
@@ -216,6 +298,8 @@ def _check_semantics(config: dict) -> None:
                 parse_trained(source.ref)
         except MoemuiError as err:
             raise MoemuiError(f"config key '{key}': {err}") from None
+        if source.kind == "local" and not source.ref.strip():
+            raise MoemuiError(f"config key '{key}': empty path")
         if source.kind == "builtin" and source.ref not in RECIPES:
             raise MoemuiError(
                 f"config key '{key}': unknown builtin recipe {source.ref!r}; "
@@ -230,6 +314,7 @@ def _check_semantics(config: dict) -> None:
             key = f"models[{i}].responses.{task}"
             if task not in seen_tasks:
                 raise MoemuiError(f"config key '{key}': unknown task {task!r}")
+            _check_input_path(spec.partition(":")[2], key, tilde=True)
             path = Path(spec.partition(":")[2]).expanduser()
             if not path.is_file():
                 raise MoemuiError(f"config key '{key}': responses file {path} does not exist")
@@ -238,6 +323,10 @@ def _check_semantics(config: dict) -> None:
         scheme, _, ref = task["source"].partition(":")
         if "path" in task and scheme != "hf":
             raise MoemuiError(f"config key '{key}.path': only hf: benchmark tasks take a path")
+        if "path" in task:
+            _check_input_path(task["path"], f"{key}.path", tilde=False)
+        if scheme == "jsonl":
+            _check_input_path(ref, f"{key}.source", tilde=False)
         if scheme == "builtin":
             if ref not in BUILTIN_TASKS:
                 raise MoemuiError(
@@ -256,6 +345,8 @@ def _check_semantics(config: dict) -> None:
             raise MoemuiError(f"config key '{key}.source': task file {ref} does not exist")
         elif task.get("params"):
             raise MoemuiError(f"config key '{key}.params': only builtin tasks take params")
+    _check_unique(config["thresholds"], "thresholds")
+    _check_unique(config["analyses"]["rho"], "analyses.rho")
     top = config["capture"]["max_threshold"]
     for i, tau in enumerate(config["thresholds"]):
         if tau > top:
