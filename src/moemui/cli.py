@@ -9,11 +9,60 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
 from moemui import __version__
 from moemui.errors import MoemuiError
+from moemui.limits import (
+    MAX_BATCH,
+    MAX_DRAWS,
+    MAX_NEW_TOKENS,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_TOP_EXPERTS,
+)
+
+
+def _int_in(lo: int, hi: int):
+    """An argparse type: a whole number of ASCII digits in ``lo..hi`` (the config's
+    bounds, :mod:`moemui.limits`); "64.0", "1e3" and "²" are usage errors."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+        value = int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _fraction(lo_open: bool = True):
+    """An argparse type: a finite number in (0, 1) (a threshold), or [0, 1) (a rho)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (0 < value < 1 if lo_open else 0 <= value < 1):
+            raise argparse.ArgumentTypeError(f"{text} is outside {'(0' if lo_open else '[0'}, 1)")
+        return value
+
+    parse.__name__ = "fraction"
+    return parse
+
+
+_THRESHOLD = _fraction()
+_RHO = _fraction(lo_open=False)
+_BATCH = _int_in(1, MAX_BATCH)
+_NEW_TOKENS = _int_in(1, MAX_NEW_TOKENS)
+_SAMPLES = _int_in(1, MAX_SAMPLES)
+_SEED = _int_in(0, MAX_SEED)
 
 
 def _csv_list(text: str) -> list[str]:
@@ -332,9 +381,14 @@ _GROUPS_HELP = "group directories STORE/{model}/{task} or their key-neuron files
 def _add_analysis_commands(sub) -> None:
     p = sub.add_parser("experts", help="key rates, key-expert proportions and top experts")
     p.add_argument("groups", nargs="+", help=_GROUPS_HELP)
-    p.add_argument("--thresholds", type=float, nargs="+", required=True)
-    p.add_argument("--rho", type=float, nargs="*", default=[], help="key_rate cut-offs (0 too)")
-    p.add_argument("--top", type=int, default=10, help="experts kept per cell by activation")
+    p.add_argument("--thresholds", type=_THRESHOLD, nargs="+", required=True)
+    p.add_argument("--rho", type=_RHO, nargs="*", default=[], help="key_rate cut-offs (0 too)")
+    p.add_argument(
+        "--top",
+        type=_int_in(1, MAX_TOP_EXPERTS),
+        default=10,
+        help="experts kept per cell by activation",
+    )
     p.add_argument("--out-experts", required=True)
     p.add_argument("--out-key-experts", required=True)
     p.add_argument("--out-top", required=True)
@@ -357,10 +411,10 @@ def _add_analysis_commands(sub) -> None:
 
     p = sub.add_parser("diversity", help="MUI of random subsets of samples")
     p.add_argument("groups", nargs="+", help=_GROUPS_HELP)
-    p.add_argument("--thresholds", type=float, nargs="+", required=True)
-    p.add_argument("--sizes", type=int, nargs="+", required=True)
-    p.add_argument("--draws", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--thresholds", type=_THRESHOLD, nargs="+", required=True)
+    p.add_argument("--sizes", type=_SAMPLES, nargs="+", required=True)
+    p.add_argument("--draws", type=_int_in(1, MAX_DRAWS), default=5)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_diversity)
 
@@ -373,11 +427,11 @@ def _add_analysis_commands(sub) -> None:
         help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
     )
     p.add_argument("--variant", required=True)
-    p.add_argument("--threshold", type=float, required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n-samples", type=int, default=64)
-    p.add_argument("--max-new-tokens", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threshold", type=_THRESHOLD, required=True)
+    p.add_argument("--seeds", type=_SEED, nargs="+", default=[0, 1, 2])
+    p.add_argument("--n-samples", type=_SAMPLES, default=64)
+    p.add_argument("--max-new-tokens", type=_NEW_TOKENS, default=8)
+    p.add_argument("--batch-size", type=_BATCH, default=16)
     _add_generation_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_ablate)
@@ -386,7 +440,7 @@ def _add_analysis_commands(sub) -> None:
     p.add_argument("name", help="the chart (see moemui.charts.CHARTS)")
     p.add_argument("tables", nargs="+", help="its tables, in order")
     p.add_argument("--variant", default="gate", help="the variant shown")
-    p.add_argument("--threshold", type=float, default=0.001, help="the threshold shown")
+    p.add_argument("--threshold", type=_THRESHOLD, default=0.001, help="the threshold shown")
     p.add_argument("--bundle", default=None, help="a Vega script from `moemui vega-bundle`")
     p.add_argument("--html", default=None, help="interactive page (Vega inlined)")
     p.add_argument("--svg", default=None)
@@ -408,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build-model", help="build a builtin tiny MoE and save it")
     p.add_argument("--recipe", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_build_model)
 
@@ -421,8 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--tasks", required=True, help="the task's JSONL file")
     p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=16)
+    p.add_argument("--batch-size", type=_BATCH, default=16)
+    p.add_argument("--max-new-tokens", type=_NEW_TOKENS, default=16)
     _add_generation_args(p)
     p.add_argument(
         "--import",
@@ -441,8 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the group directory: STORE/{model}/{task}")
     p.add_argument("--variants", type=_csv_list, default=["gate", "glu"])
     p.add_argument("--target", default="next", choices=["next", "same_position"])
-    p.add_argument("--max-threshold", type=float, default=0.01)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-threshold", type=_THRESHOLD, default=0.01)
+    p.add_argument("--batch-size", type=_BATCH, default=8)
     p.add_argument(
         "--batch-invariant",
         action=argparse.BooleanOptionalAction,
@@ -473,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         "keys", help="read a store group once and write its key neurons at thresholds"
     )
     p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
-    p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument("--thresholds", type=_THRESHOLD, nargs="+", required=True)
     p.add_argument("--out", required=True, help="the key-neuron file to write (.npz)")
     p.set_defaults(func=cmd_keys)
 
@@ -483,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
     )
-    p.add_argument("--thresholds", type=float, nargs="+", required=True)
+    p.add_argument("--thresholds", type=_THRESHOLD, nargs="+", required=True)
     p.add_argument(
         "--correct-only",
         action="store_true",

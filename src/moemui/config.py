@@ -128,9 +128,9 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
             missing = err.message.split("'")[1]
             raise MoemuiError(f"config key '{_key(path + [missing])}': required but missing")
         message = err.message
-        if err.validator == "type" and isinstance(err.instance, float):
-            if err.instance.is_integer() and "integer" in err.validator_value:
-                message += f" (write {int(err.instance)}, without a decimal point)"
+        wrote_float = err.validator == "type" and isinstance(err.instance, float)
+        if wrote_float and err.instance.is_integer() and "integer" in err.validator_value:
+            message += f" (write {int(err.instance)}, without a decimal point)"
         raise MoemuiError(f"config key '{_key(path)}': {message}")
     _check_semantics(config)
     return config
