@@ -129,7 +129,8 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
             raise MoemuiError(f"config key '{_key(path + [missing])}': required but missing")
         message = err.message
         wrote_float = err.validator == "type" and isinstance(err.instance, float)
-        if wrote_float and err.instance.is_integer() and "integer" in err.validator_value:
+        whole = wrote_float and err.instance.is_integer() and abs(err.instance) < 2**53
+        if whole and "integer" in err.validator_value:
             message += f" (write {int(err.instance)}, without a decimal point)"
         raise MoemuiError(f"config key '{_key(path)}': {message}")
     _check_semantics(config)
