@@ -284,20 +284,32 @@ FAULTS = [
         "thresholds-equal-at-10-digits",
         _set("thresholds", [0.001, 0.0010000000001]),
         "thresholds[1]",
-        "equals thresholds[0] (0.001) at the tables' 10 significant digits",
+        "too close to thresholds[0] (0.001): the tables (10 significant digits, 0.001 and 0.001)",
     ),
     (
         "thresholds-equal-later",
         _set("thresholds", [0.002, 0.001, 0.00100000000004]),
         "thresholds[2]",
-        "equals thresholds[1]",
+        "is too close to thresholds[1]",
+    ),
+    (
+        "thresholds-close-for-the-charts",
+        _set("thresholds", [0.001, 0.0010000001]),
+        "thresholds[1]",
+        "(10 significant digits, 0.0010000001 and 0.001) or the charts (within 1e-8 + 1e-5",
+    ),
+    (
+        "rho-close-for-robustness",
+        _set("analyses.rho", [0.1, 0.5, 0.500001]),
+        "analyses.rho[2]",
+        "is too close to analyses.rho[1] (0.5)",
     ),
     ("rho-twice", _set("analyses.rho", [0.1, 0.1]), "analyses.rho", "non-unique"),
     (
         "rho-equal-at-10-digits",
         _set("analyses.rho", [0.5, 0.50000000001]),
         "analyses.rho[1]",
-        "equals analyses.rho[0] (0.5)",
+        "is too close to analyses.rho[0] (0.5)",
     ),
     # ---- input paths Snakemake reads otherwise ------------------------------------------
     (
@@ -388,7 +400,7 @@ def test_values_at_the_limits_are_accepted(tiny_config):
     config["tasks"][0]["n"] = limits.MAX_SAMPLES
     config["tasks"][0]["seed"] = limits.MAX_SEED
     config["generation"] = {"batch_size": limits.MAX_BATCH, "max_new_tokens": limits.MAX_NEW_TOKENS}
-    config["thresholds"] = [0.001, 0.0010000001]  # differ at the 8th significant digit
+    config["thresholds"] = [0.001, 0.00101]  # 1e-5 apart: more than np.isclose's 2e-8
     config["analyses"] = {"rho": [0.0, 0.5], "diversity": {"draws": limits.MAX_DRAWS}}
     config["models"][0]["source"] = "trained:olmoe_v1@200"
     validate_config(config)

@@ -226,18 +226,24 @@ def _check_input_path(path: str, key: str, tilde: bool) -> None:
         )
 
 
+def _same_row(a: float, b: float) -> bool:
+    """Whether the tables (``%.10g``) or the charts and robustness table (``np.isclose``,
+    within 1e-8 + 1e-5 x the value) would read thresholds (or rhos) ``a`` and ``b`` as
+    one."""
+    return table_value(a) == table_value(b) or abs(a - b) <= 1e-8 + 1e-5 * max(abs(a), abs(b))
+
+
 def _check_unique(values: list[float], key: str) -> None:
-    """No two thresholds (or rhos) are one row of the tables (``%.10g``)."""
-    seen: dict[str, int] = {}
+    """No two thresholds (or rhos) are one row of the tables or one point of the charts."""
     for i, value in enumerate(values):
-        text = table_value(value)
-        if text in seen:
-            raise MoemuiError(
-                f"config key '{key}[{i}]': {value!r} equals {key}[{seen[text]}] "
-                f"({values[seen[text]]!r}) at the tables' {TABLE_DIGITS} significant digits "
-                f"(both {text})"
-            )
-        seen[text] = i
+        for j in range(i):
+            if _same_row(values[j], value):
+                raise MoemuiError(
+                    f"config key '{key}[{i}]': {value!r} is too close to {key}[{j}] "
+                    f"({values[j]!r}): the tables ({TABLE_DIGITS} significant digits, "
+                    f"{table_value(value)} and {table_value(values[j])}) or the charts "
+                    "(within 1e-8 + 1e-5 x the value) would read them as one"
+                )
 
 
 def _check_semantics(config: dict) -> None:
