@@ -350,6 +350,20 @@ FAULTS = [
         "saves no checkpoint at step '٢٠٠'",
     ),
     (
+        "template-kwarg-int-key",
+        _set("models.0.chat_template_kwargs", {"a": 1, 2: "b"}),
+        "models[0].chat_template_kwargs[2]",
+        "the key 2 is a YAML int, not a string",
+    ),
+    (
+        "jsonl-n-over-rows",
+        lambda c, tmp: c["tasks"].__setitem__(
+            1, {"id": "mine", "source": f"jsonl:{_file('t.jsonl')(tmp)}", "n": 2}
+        ),
+        "tasks[1].n",
+        "has only 1 samples",
+    ),
+    (
         "template-kwarg-date",
         _set("models.1.chat_template_kwargs", {"today": datetime.date(2024, 1, 1)}),
         "models[1].chat_template_kwargs.today",

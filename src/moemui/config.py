@@ -65,6 +65,11 @@ def _check_values(node, path: list) -> None:
         raise MoemuiError(f"config key '{_key(path)}': {node} is not a finite number")
     if isinstance(node, dict):
         for key, value in node.items():
+            if path and not isinstance(key, str):  # top level: "unknown key", by the schema
+                raise MoemuiError(
+                    f"config key '{_key([*path, key])}': the key {key!r} is a YAML "
+                    f"{type(key).__name__}, not a string (quote it)"
+                )
             _check_values(value, [*path, key])
     elif isinstance(node, list):
         for i, value in enumerate(node):
@@ -226,6 +231,13 @@ def _check_input_path(path: str, key: str, tilde: bool) -> None:
         )
 
 
+def _count_rows(path: str) -> int:
+    """The non-blank lines of a task file: its samples, as :func:`moemui.tasks.load_jsonl`
+    counts them."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    return sum(1 for line in text.split("\n") if line.strip())
+
+
 def _same_row(a: float, b: float) -> bool:
     """Whether the tables (``%.10g``) or the charts and robustness table (``np.isclose``,
     within 1e-8 + 1e-5 x the value) would read thresholds (or rhos) ``a`` and ``b`` as
@@ -350,6 +362,11 @@ def _check_semantics(config: dict) -> None:
             _check_benchmark(task, key, ref)
         elif not Path(ref).expanduser().is_file():
             raise MoemuiError(f"config key '{key}.source': task file {ref} does not exist")
+        elif "n" in task and task["n"] > (rows := _count_rows(ref)):
+            raise MoemuiError(
+                f"config key '{key}.n': {task['n']} but task file {ref} has only {rows} "
+                "samples (non-blank lines)"
+            )
         elif task.get("params"):
             raise MoemuiError(f"config key '{key}.params': only builtin tasks take params")
     _check_unique(config["thresholds"], "thresholds")
