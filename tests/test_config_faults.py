@@ -304,6 +304,12 @@ FAULTS = [
         "analyses.rho[2]",
         "is too close to analyses.rho[1] (0.5)",
     ),
+    (
+        "rho-close-to-zero",
+        _set("analyses.rho", [1e-9, 0.5]),
+        "analyses.rho[0]",
+        "too close to rho = 0, which is always reported",
+    ),
     ("rho-twice", _set("analyses.rho", [0.1, 0.1]), "analyses.rho", "non-unique"),
     (
         "rho-equal-at-10-digits",

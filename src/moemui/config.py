@@ -371,6 +371,12 @@ def _check_semantics(config: dict) -> None:
             raise MoemuiError(f"config key '{key}.params': only builtin tasks take params")
     _check_unique(config["thresholds"], "thresholds")
     _check_unique(config["analyses"]["rho"], "analyses.rho")
+    for i, rho in enumerate(config["analyses"]["rho"]):
+        if rho != 0 and _same_row(0.0, rho):
+            raise MoemuiError(
+                f"config key 'analyses.rho[{i}]': {rho!r} is too close to rho = 0, which is "
+                "always reported (the tables would read them as one)"
+            )
     top = config["capture"]["max_threshold"]
     for i, tau in enumerate(config["thresholds"]):
         if tau > top:
