@@ -226,8 +226,9 @@ def _check_input_path(path: str, key: str, tilde: bool) -> None:
         )
     if not tilde and path.startswith("~"):
         raise MoemuiError(
-            f"config key '{key}': path {path!r} starts with '~', which task paths do not "
-            "expand (Snakemake would look for a directory named '~'); write the full path"
+            f"config key '{key}': path {path!r} starts with '~', which Snakemake does not "
+            "expand in a task's input (it would look for a directory named '~'); write the "
+            "full path"
         )
 
 
