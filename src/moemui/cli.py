@@ -159,7 +159,11 @@ def cmd_concat(args) -> None:
 
 def cmd_index_store(args) -> None:
     from moemui.pipeline import index
+    from moemui.store import not_a_group
 
+    for group in args.groups:
+        if why := not_a_group(group):
+            raise MoemuiError(why)
     parts = [_group(g) for g in args.groups]
     stores = {store for store, _, _ in parts}
     if len(stores) != 1:

@@ -544,6 +544,13 @@ class CorruptGroupError(MoemuiError):
     """A store group that exists but cannot be trusted (damaged or inconsistent)."""
 
 
+def _arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    """A group's arrays (Snakemake's timestamp file in a group directory is not Zarr)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
+        return dict(group.arrays())
+
+
 def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
     """What is wrong with the ``{model}/{task}`` group of the store at ``root``.
 
@@ -583,7 +590,7 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
         )
     except (KeyError, TypeError, ValueError) as err:
         return [*problems, f"attribute 'geometry' is malformed ({err})"]
-    arrays = {name: arr for name, arr in group.arrays()}
+    arrays = _arrays(group)
     if "sample" not in arrays:
         return [*problems, "array 'sample' missing"]
     n_s, n_l = arrays["sample"].shape[0], len(layers)
@@ -711,7 +718,7 @@ def verify_group(
     if problems:
         return problems
     group = zarr.open_group(Path(root) / model / task, mode="r", use_consolidated=False)
-    arrays = dict(group.arrays())
+    arrays = _arrays(group)
     work = [
         (name, index) for name in sorted(arrays) for index in np.ndindex(*arrays[name].cdata_shape)
     ]

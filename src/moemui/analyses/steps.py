@@ -41,7 +41,7 @@ def _group_keys(path: str | os.PathLike, thresholds: list[float]) -> GroupKeys:
     store, model, task = split_group(path)
     ds = open_group(store, model, task)
     try:
-        return GroupKeys.from_group(ds, thresholds, model, task)
+        return GroupKeys.from_group(ds, thresholds, model, task, verify=True)
     except CorruptGroupError as err:
         raise unusable(store, model, task, str(err)) from None
     except MoemuiError as err:
