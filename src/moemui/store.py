@@ -319,6 +319,11 @@ class StoreWriter:
     keep
         ``key`` (default): keep only the scores of neurons that can be key at a
         threshold <= max_threshold (:func:`retain`); ``all``: every score.
+
+    The writer takes the group's :class:`GroupLock` first (a live lock of another
+    writer: :class:`MoemuiError` naming it) and writes to the lock's partial group
+    outside the store; :meth:`publish` records each array's digest, marks the group
+    complete and renames it into place, unless the lock was taken over meanwhile.
     """
 
     def __init__(
@@ -338,7 +343,7 @@ class StoreWriter:
         self.n_samples = len(sample_ids)
         self.variants = tuple(variants)
         root, model, task = self.path.parent.parent, self.path.parent.name, self.path.name
-        # leftovers of writers before 0.5, inside the tree
+        # leftovers of earlier versions' writers, inside the tree
         name = glob.escape(task)
         for stale in [
             *self.path.parent.glob(f".{name}.partial-*"),
