@@ -25,6 +25,7 @@ rule all:
         "results/tables/mui.csv",
         "results/tables/performance.csv",
         "results/activations.zarr/zarr.json",
+        get_store_groups,
         get_trajectory_table,
         get_analysis_tables,
         get_chart_outputs,

@@ -19,7 +19,7 @@ import xarray as xr
 
 from moemui.pipeline import generate_task, materialise_task
 from moemui.recipes import build_model
-from moemui.store import group_problems, open_group
+from moemui.store import group_problems, open_group, partial_dir
 
 N_SAMPLES = 64
 
@@ -95,8 +95,8 @@ def test_capture_killed_at_twelve_points_then_rerun_equals_an_uninterrupted_run(
     group = store / "m" / "arith"
     argv = _capture_argv(cell, group, batch_size=1)
 
-    def partials():
-        return sorted(group.parent.glob(".arith.partial-*")) if group.parent.exists() else []
+    def partials():  # partial groups live outside the store, beside their lock
+        return [p for p in partial_dir(store).glob("m/arith.*") if p.is_dir()]
 
     # how long the capture runs once its partial group exists (model loaded)
     proc = _spawn(argv)
@@ -135,6 +135,7 @@ def test_capture_killed_at_twelve_points_then_rerun_equals_an_uninterrupted_run(
     assert done.returncode == 0, done.stderr[-3000:]
     assert "left by an interrupted run" in done.stderr
     assert partials() == [] and sorted(p.name for p in group.parent.iterdir()) == ["arith"]
+    assert list(partial_dir(store).glob("m/*")) == []  # the lock released too
     xr.testing.assert_identical(open_group(store, "m", "arith").load(), baseline)
 
 
@@ -240,10 +241,13 @@ def _last_error(argv: list[str]) -> str:
 def test_unwritable_store_fails_clearly_and_leaves_no_partial_group(
     cell, tmp_path, mount, options, message
 ):
-    model_dir = mount(tmp_path / "store" / "m", options)
-    error = _last_error(_capture_argv(cell, model_dir / "arith"))
-    assert error.startswith(f"ERROR: {model_dir}/") and message in error
-    assert list(model_dir.iterdir()) == []  # neither the group nor its partial
+    disk = mount(tmp_path / "disk", options)  # the store and its partial groups' place
+    store = disk / "store"
+    error = _last_error(_capture_argv(cell, store / "m" / "arith"))
+    assert error.startswith(f"ERROR: {disk}/") and message in error
+    assert not (store / "m" / "arith").exists()
+    # neither a partial group nor the lock is left
+    assert not [p for p in disk.rglob("*") if not p.is_dir() or p.name.startswith("arith")]
 
 
 def test_read_only_responses_fail_clearly(cell, tmp_path, mount):
@@ -303,7 +307,7 @@ def test_killed_workflow_reports_its_lock_and_reruns_to_the_same_results(
         start_new_session=True,
     )
     store = killed / "results" / "activations.zarr"
-    _wait_for(lambda: any(store.glob("*/.*.partial-*")), proc, timeout=300)
+    _wait_for(lambda: any(p.is_dir() for p in partial_dir(store).glob("*/*")), proc, timeout=300)
     _kill(proc)
 
     locked = run_snakemake(killed)
@@ -322,3 +326,4 @@ def test_killed_workflow_reports_its_lock_and_reruns_to_the_same_results(
             open_group(clean / "results" / "activations.zarr", "olmoe-tiny", task).load(),
         )
     assert not list(store.glob("*/.*"))
+    assert not any(p.is_dir() for p in partial_dir(store).glob("*/*"))  # no partial left

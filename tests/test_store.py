@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -125,3 +131,97 @@ def test_check_store_knows_the_retained_layout(tmp_path):
     assert group_problems(root, "m", "t") == [
         "attribute 'keep' is 'some', expected one of ['key', 'all']"
     ]
+
+
+def test_the_index_and_datatree_show_complete_groups_only(tmp_path):
+    """Partial groups, locks and set-aside copies live outside the store's tree, and no
+    consolidated metadata above a group describes a group that is later removed."""
+    import shutil
+
+    from moemui.store import partial_dir, set_aside
+
+    root = tmp_path / "act.zarr"
+    _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
+    _write(root / "m" / "u", ["a"], [_batch(1, 0)]).publish()
+    writing = _write(root / "m" / "v", ["a"], [_batch(1, 0)])  # not published yet
+    index_store(root, {"m": ["t"]})
+    set_aside(root, "m", "u")  # (its attribute task is "t": a group that cannot be used)
+    assert writing.tmp.parent == partial_dir(root) / "m"
+    assert sorted(p.name for p in root.rglob("*") if p.name.startswith(".")) == []
+    tree = xr.open_datatree(root, engine="zarr", consolidated=False)
+    assert sorted(tree.groups) == ["/", "/m", "/m/t"]
+    # nothing above the groups lists them: a removed group cannot be read as fill values
+    assert "consolidated_metadata" not in (root / "zarr.json").read_text()
+    shutil.rmtree(root / "m" / "t")
+    for consolidated in (None, False):
+        with pytest.raises((KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError)):
+            xr.open_zarr(root, group="m/t", consolidated=consolidated)
+    writing.abort()
+
+
+def test_a_second_writer_fails_while_the_first_is_live(tmp_path):
+    root = tmp_path / "act.zarr"
+    first = _write(root / "m" / "t", ["a", "b"], [_batch(2, 0)])
+    with pytest.raises(MoemuiError) as err:
+        _write(root / "m" / "t", ["a", "b"], [_batch(2, 1)])
+    message = str(err.value)
+    assert "another capture is writing this group" in message
+    assert f"pid {os.getpid()}" in message and str(first.lock.path) in message
+    assert first.tmp.is_dir()  # the first's partial group is untouched
+    first.publish()
+    ds = open_group(root, "m", "t")
+    assert ds.attrs["complete"] is True and ds.sizes["sample"] == 2
+    assert not first.lock.path.exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_stale_lock_of_a_dead_writer_is_taken_over(tmp_path, caplog):
+    from moemui.store import GroupLock
+
+    root = tmp_path / "act.zarr"
+    dead = GroupLock(root, "m", "t")
+    dead.pid = _dead_pid()
+    dead.partial = dead.partial.with_name(f"t.{dead.host}.{dead.pid}.{dead.token}")
+    dead.acquire()
+    dead._stop.set()  # its heartbeat stops with it
+    dead.partial.mkdir()
+    with caplog.at_level("WARNING"):
+        _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
+    assert "taking over the stale lock" in caplog.text
+    assert not dead.partial.exists() and open_group(root, "m", "t").sizes["sample"] == 1
+
+
+def test_a_lock_whose_heartbeat_stopped_is_stale(tmp_path, monkeypatch):
+    import moemui.store as store
+
+    root = tmp_path / "act.zarr"
+    other = store.GroupLock(root, "m", "t")
+    other.host = "elsewhere"  # a pid of another host cannot be checked
+    other.acquire()
+    other._stop.set()
+    with pytest.raises(MoemuiError, match="host elsewhere"):
+        _write(root / "m" / "t", ["a"], [_batch(1, 0)])
+    old = time.time() - store.LOCK_TIMEOUT_S - 1
+    os.utime(other.path, (old, old))
+    _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
+    assert open_group(root, "m", "t").sizes["sample"] == 1
+
+
+def test_a_writer_whose_lock_was_taken_over_does_not_publish(tmp_path):
+    root = tmp_path / "act.zarr"
+    _write(root / "m" / "t", ["a"], [_batch(1, 0)]).publish()
+    good = open_group(root, "m", "t").load()
+    first = _write(root / "m" / "t", ["a", "b"], [_batch(2, 1)])
+    # another writer judged the lock stale and took it over
+    info = json.loads(first.lock.path.read_text())
+    first.lock.path.write_text(json.dumps({**info, "token": "someone-else"}))
+    with pytest.raises(MoemuiError, match="was taken over by another writer; not publishing"):
+        first.publish()
+    first.abort()
+    xr.testing.assert_identical(open_group(root, "m", "t").load(), good)
+    assert first.lock.path.exists()  # the new holder's lock stays

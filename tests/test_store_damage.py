@@ -1,4 +1,5 @@
-"""A damaged or inconsistent store group is detected by the reader, named, and set aside."""
+"""A damaged or inconsistent store group is detected by every reader and named, with
+the commands that capture it again; only ``check-store --set-aside`` moves it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from moemui.store import (
     StoreWriter,
     group_problems,
     open_group,
-    open_or_set_aside,
+    set_aside_dir,
+    verify_group,
 )
 
 GEO = Geometry("fam", "FamForCausalLM", [1, 3], [0, 2], 3, 1, 5, 2)
@@ -117,33 +119,131 @@ def test_damage_is_detected_and_named(tmp_path, damage, message):
     with pytest.raises(CorruptGroupError) as err:
         open_group(tmp_path, "m", "t")
     assert str(tmp_path) in str(err.value) and "group m/t cannot be used" in str(err.value)
-    assert message in str(err.value)
+    assert message in str(err.value) and "moemui check-store --set-aside" in str(err.value)
 
 
-def test_open_or_set_aside_moves_the_damaged_group_out_of_the_tree(tmp_path):
-    group = _publish(tmp_path)
+def _tree(root):
+    """Every path under the store and beside it, to show that nothing moved."""
+    return sorted(p.relative_to(root.parent) for p in root.parent.rglob("*"))
+
+
+def test_readers_only_check_and_name_the_recapture_commands(tmp_path):
+    root = tmp_path / "s.zarr"
+    group = _publish(root)
     _missing_chunk(group)
-    with pytest.raises(CorruptGroupError, match=r"Moved it to .*\.t\.corrupt; run the workflow"):
-        open_or_set_aside(tmp_path, "m", "t")
-    assert not group.exists() and (tmp_path / "m" / ".t.corrupt" / "zarr.json").exists()
-    # a fresh capture publishes in its place; a second set-aside replaces the first
-    _publish(tmp_path)
-    assert open_or_set_aside(tmp_path, "m", "t").sizes["sample"] == 20
+    before = _tree(root)
+    for _ in range(2):  # a second reader finds the same group, not a race over moving it
+        with pytest.raises(CorruptGroupError) as err:
+            open_group(root, "m", "t")
+        assert str(err.value) == (
+            f"{root}: group m/t cannot be used: array 'score_gate' misses 1 of its 4 chunks; "
+            f"to capture it again run: moemui check-store --set-aside {root} && snakemake"
+        )
+    assert _tree(root) == before
+
+
+@pytest.mark.parametrize("command", ["keys", "mui"])
+@pytest.mark.parametrize("where", ["root", "model"])
+def test_a_path_that_is_not_a_group_is_an_error_and_nothing_moves(tmp_path, capsys, command, where):
+    root = tmp_path / "activations.zarr"
+    _publish(root)
+    before = _tree(root)
+    path = root if where == "root" else root / "m"
+    argv = [command, "--group", str(path), "--thresholds", "0.01", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"ERROR: {path}: not a store group"), err
+    assert _tree(root) == before
 
 
 def test_check_store_command_lists_and_sets_aside(tmp_path, capsys):
-    _publish(tmp_path, task="good")
-    _wrong_shape(_publish(tmp_path, task="bad"))
-    assert main(["check-store", str(tmp_path)]) == 2
+    root = tmp_path / "s.zarr"
+    _publish(root, task="good")
+    _wrong_shape(_publish(root, task="bad"))
+    assert main(["check-store", str(root)]) == 2
     out, err = capsys.readouterr()
     assert "ok       m/good" in out
     assert "CORRUPT  m/bad: array 'route_weight' has shape" in out
-    assert f"ERROR: {tmp_path}: 1 of 2 groups cannot be used" in err
-    assert main(["check-store", str(tmp_path), "--set-aside"]) == 2
-    assert (tmp_path / "m" / ".bad.corrupt").is_dir() and not (tmp_path / "m" / "bad").exists()
-    capsys.readouterr()
-    assert main(["check-store", str(tmp_path)]) == 0
+    assert f"ERROR: {root}: 1 of 2 groups cannot be used" in err
+    assert main(["check-store", str(root), "--set-aside"]) == 2
+    out = capsys.readouterr().out
+    (first,) = (set_aside_dir(root) / "m").iterdir()
+    assert f"moved to {first}" in out and (first / "zarr.json").is_file()
+    assert first.name.startswith("bad.") and not (root / "m" / "bad").exists()
+    assert main(["check-store", str(root)]) == 0
     assert capsys.readouterr().out.strip() == "ok       m/good"
+    # a second set-aside of the same group keeps the first copy
+    _wrong_shape(_publish(root, task="bad"))
+    assert main(["check-store", str(root), "--set-aside"]) == 2
+    copies = sorted((set_aside_dir(root) / "m").iterdir())
+    assert len(copies) == 2 and first in copies and all((c / "zarr.json").is_file() for c in copies)
+
+
+def _truncated_chunk(group):
+    chunk = group / "score_gate" / "c" / "1" / "1" / "0" / "0"
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: len(data) // 2])
+
+
+def _flipped_byte(group):
+    chunk = group / "score_gate" / "c" / "1" / "1" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    chunk.write_bytes(bytes(data))
+
+
+def _rewritten_values(group):  # through zarr: the chunk's CRC is recomputed
+    zarr.open_array(group / "score_gate", mode="a")[0] = np.nan
+
+
+def _rewritten_correct(group):  # a small array the readers read whole
+    zarr.open_array(group / "correct", mode="a")[3] = True
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_truncated_chunk, "chunk score_gate/c/1/1/0/0 cannot be read"),
+        (_flipped_byte, "chunk score_gate/c/1/1/0/0 cannot be read"),
+        (_rewritten_values, "array 'score_gate' does not match its digest (values changed)"),
+        (_rewritten_correct, "array 'correct' does not match its digest (values changed)"),
+    ],
+    ids=lambda x: getattr(x, "__name__", "msg").strip("_"),
+)
+def test_corruption_is_detected_by_check_store_and_by_readers(tmp_path, capsys, damage, message):
+    root = tmp_path / "s.zarr"
+    group = _publish(root)
+    assert verify_group(root, "m", "t") == []
+    damage(group)
+    before = _tree(root)
+    assert any(message in p for p in verify_group(root, "m", "t")), verify_group(root, "m", "t")
+    assert main(["check-store", str(root)]) == 2
+    assert f"CORRUPT  m/t: {message}" in capsys.readouterr().out
+    hint = f"to capture it again run: moemui check-store --set-aside {root} && snakemake"
+    for command in ("keys", "mui"):
+        out = str(tmp_path / f"{command}.out")
+        argv = [command, "--group", str(group), "--thresholds", "0.01", "--out", out]
+        assert main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        error = next(line for line in lines if line.startswith("ERROR:"))
+        assert error.startswith(f"ERROR: {root}: group m/t cannot be used: ") and error.endswith(
+            hint
+        ), error
+        assert message in error, error
+        assert "Traceback" not in "\n".join(lines)
+    assert _tree(root) == before  # readers moved nothing
+
+
+def test_a_group_written_without_checksums_is_refused(tmp_path):
+    root = tmp_path / "s.zarr"
+    group = _publish(root)
+    _edit_json(group / "n_tokens" / "zarr.json", lambda m: m["attributes"].pop("digest"))
+    _edit_json(
+        group / "zarr.json", lambda m: m["attributes"].update(package_versions={"moemui": "0.4.0"})
+    )
+    assert group_problems(root, "m", "t") == [
+        "written without checksums by moemui 0.4.0; capture it again"
+    ]
 
 
 def test_partial_marker_is_checked_before_anything_else(tmp_path):

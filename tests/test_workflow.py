@@ -263,7 +263,9 @@ def test_readme_snippet_runs_on_the_store(finished_run, monkeypatch, capsys):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     snippet = next(b for b in blocks if "open_datatree" in b)
-    assert 'xr.open_datatree("results/activations.zarr", engine="zarr")' in snippet
+    assert (
+        'xr.open_datatree("results/activations.zarr", engine="zarr", consolidated=False)' in snippet
+    )
     monkeypatch.chdir(finished_run.workdir)
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)

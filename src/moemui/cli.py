@@ -208,7 +208,11 @@ def cmd_concat(args) -> None:
 
 def cmd_index_store(args) -> None:
     from moemui.pipeline import index
+    from moemui.store import not_a_group
 
+    for group in args.groups:
+        if why := not_a_group(group):
+            raise MoemuiError(why)
     parts = [_group(g) for g in args.groups]
     stores = {store for store, _, _ in parts}
     if len(stores) != 1:
@@ -217,18 +221,26 @@ def cmd_index_store(args) -> None:
 
 
 def cmd_check_store(args) -> None:
-    from moemui.store import group_problems, set_aside
+    from moemui.progress import progress
+    from moemui.store import recapture_hint, set_aside, verify_group
 
     root = Path(args.store)
     if not (root / "zarr.json").exists() and not root.is_dir():
         raise MoemuiError(f"{root}: no activations store there")
+    # every directory at a group's place, also one whose metadata is gone
     groups = sorted(
-        p.parent for p in root.glob("*/*/zarr.json") if not p.parent.name.startswith(".")
+        p
+        for p in root.glob("*/*")
+        if p.is_dir() and not p.name.startswith(".") and not p.parent.name.startswith(".")
     )
     bad = 0
     for group in groups:
         model, task = group.parent.name, group.name
-        problems = group_problems(root, model, task)
+
+        def chunks(items, name=f"{model}/{task}"):
+            return progress(items, desc=f"check {name}", unit="chunk")
+
+        problems = verify_group(root, model, task, progress=chunks)
         if not problems:
             print(f"ok       {model}/{task}")
             continue
@@ -238,9 +250,9 @@ def cmd_check_store(args) -> None:
             print(f"         moved to {set_aside(root, model, task)}")
     if bad:
         hint = (
-            "run the workflow again to capture them afresh"
+            "run snakemake to capture them again"
             if args.set_aside
-            else "--set-aside moves them out of the way so that the workflow captures them again"
+            else recapture_hint(root).replace("capture it", "capture them")
         )
         raise MoemuiError(f"{root}: {bad} of {len(groups)} groups cannot be used; {hint}")
 
@@ -565,7 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set-aside",
         action="store_true",
-        help="move each group that cannot be used to .{task}.corrupt beside it",
+        help="move each group that cannot be used out of the store, to "
+        "STORE.set-aside/{model}/{task}.<UTC time> beside it (every copy kept); the next "
+        "snakemake run captures it again",
     )
     p.set_defaults(func=cmd_check_store)
 

@@ -18,7 +18,8 @@ def progress(items: Iterable[T], desc: str, unit: str = "it", every: float = 10.
     """Iterate ``items`` showing progress.
 
     On a terminal: a tqdm bar. Elsewhere (a Snakemake log file): one INFO line at the
-    start, then at most one every ``every`` seconds, and one at the end.
+    start, then at most one every ``every`` seconds (with the rate, and the time left
+    when the total is known), and one at the end.
     """
     total = len(items) if isinstance(items, Sized) else None
     if sys.stderr.isatty():
@@ -33,7 +34,12 @@ def progress(items: Iterable[T], desc: str, unit: str = "it", every: float = 10.
         now = time.monotonic()
         if now - last >= every:
             last = now
-            log.info("%s: %d/%s %s (%.0f s)", desc, done, total or "?", unit, now - start)
+            rate = done / (now - start)
+            left = f", {(total - done) / rate:.0f} s left" if total else ""
+            log.info(
+                "%s: %d/%s %s (%.0f s, %.1f %s/s%s)",
+                desc, done, total or "?", unit, now - start, rate, unit, left,
+            )  # fmt: skip
     log.info(
         "%s: %d/%s %s done in %.1f s", desc, done, total or "?", unit, time.monotonic() - start
     )

@@ -1,18 +1,32 @@
 """The activations store: one Zarr v3 store, one group per model and task (SPEC §7).
 
-A capture streams batches into a group written at a temporary path beside its final
-place (a dot-named sibling, which readers ignore); only when every sample is written
-does it mark the group complete and move it into place with one rename. Readers
-check the mark, so a partial group is never read as complete.
+A capture holds the group's lock (:class:`GroupLock`) and streams batches into a
+partial group outside the store's tree (``<root.parent>/.<root.name>.partial/``, on the
+same filesystem); only when every sample is written does it record each array's
+content digest, mark the group complete and move it into place with one rename.
+Every chunk carries a CRC32C checksum. Readers only check (:func:`check_group`,
+:func:`verify_group`) and fail with one line naming the group and the commands that
+capture it again; ``moemui check-store --set-aside`` is the one tool that moves a
+group, out of the tree to ``<root.parent>/<root.name>.set-aside/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import hashlib
+import json
 import logging
 import os
+import secrets
+import shlex
 import shutil
+import socket
+import threading
+import time
 import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +35,7 @@ import xarray as xr
 import zarr
 
 from moemui.errors import MoemuiError
-from moemui.io import naming_os_errors
+from moemui.io import atomic_write_text, naming_os_errors
 
 if TYPE_CHECKING:
     from moemui.adapters import Geometry
@@ -45,6 +59,96 @@ KEEP_RULE = (
 #: Write every chunk, even one equal to the fill value, so that a chunk file missing
 #: from a complete group always means damage (readers check).
 _EVERY_CHUNK = {"write_empty_chunks": True}
+#: Every chunk is compressed, then carries a CRC32C of the compressed bytes: a flipped
+#: or truncated chunk fails to decode instead of reading as other numbers.
+COMPRESSORS = (zarr.codecs.ZstdCodec(level=0), zarr.codecs.Crc32cCodec())
+#: Each array's attribute holding its content digest (:class:`Digest`), and its scheme.
+DIGEST_ATTR = "digest"
+DIGEST_SCHEME = "blake2b128-sum-v1"
+#: A writer's lock is refreshed every HEARTBEAT_S seconds; one not refreshed for
+#: LOCK_TIMEOUT_S (or held by a process of this host that is gone) is stale.
+HEARTBEAT_S = 30.0
+LOCK_TIMEOUT_S = 600.0
+_MOD = 1 << 128
+
+
+def partial_dir(root: str | os.PathLike) -> Path:
+    """Where writers keep their partial groups and locks: beside the store, outside it."""
+    root = Path(root)
+    return root.parent / f".{root.name}.partial"
+
+
+def set_aside_dir(root: str | os.PathLike) -> Path:
+    """Where ``check-store --set-aside`` moves groups: beside the store, outside it."""
+    root = Path(root)
+    return root.parent / f"{root.name}.set-aside"
+
+
+def recapture_hint(root: str | os.PathLike) -> str:
+    """The commands that capture a damaged, incomplete or missing group again."""
+    return (
+        f"to capture it again run: moemui check-store --set-aside {shlex.quote(str(root))}"
+        " && snakemake"
+    )
+
+
+def _piece_bytes(data: np.ndarray) -> bytes:
+    if data.dtype.kind in "OUT":  # strings (coordinates): their JSON list
+        return json.dumps([str(x) for x in data.ravel()]).encode()
+    data = np.ascontiguousarray(data)
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"))
+    return data.tobytes()
+
+
+def _piece(index: tuple[int, ...], data: np.ndarray) -> int:
+    head = np.asarray(index, dtype="<i8").tobytes()
+    h = hashlib.blake2b(head + _piece_bytes(data), digest_size=16)
+    return int.from_bytes(h.digest(), "little")
+
+
+class Digest:
+    """An array's content digest: the sum mod 2**128 of a BLAKE2b-128 hash of every
+    piece (its index, then its stored bytes, C order), so it can be accumulated from
+    blocks read or written in any order.
+
+    Pieces: ``(sample, layer)`` rows of an array whose dims start with them, ``(sample,)``
+    elements of a 1-D sample array, the whole array otherwise (coordinates).
+    """
+
+    def __init__(self, dims: tuple[str, ...]):
+        self.dims = tuple(dims)
+        self.value = 0
+
+    def block(self, start: tuple[int, ...], data: np.ndarray) -> int:
+        """The digest of the pieces in ``data``, a block starting at ``start``."""
+        if self.dims[:2] == ("sample", "layer"):
+            return (
+                sum(
+                    _piece((start[0] + i, start[1] + j), data[i, j])
+                    for i in range(data.shape[0])
+                    for j in range(data.shape[1])
+                )
+                % _MOD
+            )
+        if self.dims == ("sample",):
+            return sum(_piece((start[0] + i,), data[i : i + 1]) for i in range(len(data))) % _MOD
+        if any(start):
+            raise ValueError("a coordinate is one piece; read it whole")
+        return _piece((), data)
+
+    def add(self, start: tuple[int, ...], data: np.ndarray) -> None:
+        self.value = (self.value + self.block(start, data)) % _MOD
+
+    def hex(self) -> str:
+        return f"{self.value:032x}"
+
+
+def digest_of(dims: tuple[str, ...], data: np.ndarray) -> str:
+    """The digest of a whole array."""
+    d = Digest(dims)
+    d.add((0,) * data.ndim, data)
+    return d.hex()
 
 
 def consolidate(path: str | os.PathLike) -> None:
@@ -77,8 +181,122 @@ def retain(score: np.ndarray, pairtop: np.ndarray) -> np.ndarray:
     return np.where(keep, score, np.float32(np.nan)).astype(np.float32, copy=False)
 
 
-def _partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class GroupLock:
+    """One writer per group: a lock file beside the group, outside the store's tree
+    (``<partial_dir>/{model}/{task}.lock``), created with ``O_CREAT | O_EXCL`` and
+    holding host, pid, a random token, the start time and the writer's partial group;
+    a heartbeat thread touches it every :data:`HEARTBEAT_S` seconds.
+
+    A lock is stale when its holder ran on this host and its pid is gone, or when its
+    heartbeat is older than :data:`LOCK_TIMEOUT_S`; a stale lock, and its partial group,
+    is taken over with a warning. A live one makes :meth:`acquire` fail naming it.
+    """
+
+    def __init__(self, root: str | os.PathLike, model: str, task: str):
+        self.root, self.model, self.task = Path(root), model, task
+        self.path = partial_dir(root) / model / f"{task}.lock"
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.token = secrets.token_hex(8)
+        self.partial = self.path.with_name(f"{task}.{self.host}.{self.pid}.{self.token}")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _stale(self, info: dict | None, age: float) -> bool:
+        if info is None:  # being written, or left half-written by a killed writer
+            return age > 60
+        if info.get("host") == self.host and not _pid_alive(int(info.get("pid", -1))):
+            return True
+        return age > LOCK_TIMEOUT_S
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(
+            {
+                "host": self.host,
+                "pid": self.pid,
+                "token": self.token,
+                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                "partial": str(self.partial),
+            }
+        )
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._take_over_or_fail()
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(body)
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+            return
+        raise MoemuiError(f"{self.path}: could not take the group's lock; try again")
+
+    def _take_over_or_fail(self) -> None:
+        info = self._read()
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        group = f"{self.root}/{self.model}/{self.task}"
+        if not self._stale(info, age):
+            who = (
+                f"host {info.get('host')}, pid {info.get('pid')}, since {info.get('since')}"
+                if info
+                else "a writer that is starting"
+            )
+            raise MoemuiError(
+                f"{group}: another capture is writing this group ({who}; lock {self.path}); "
+                "wait for it to end, or remove the lock if that capture is gone"
+            )
+        log.warning(
+            "taking over the stale lock %s of %s (heartbeat %.0f s old)", self.path, info, age
+        )
+        partial = Path(info["partial"]) if info and info.get("partial") else None
+        if partial is not None and partial.parent == self.path.parent:
+            log.warning("removing the partial group %s left by an interrupted run", partial)
+            shutil.rmtree(partial, ignore_errors=True)
+        stale = self.path.with_name(f"{self.path.name}.stale-{self.token}")
+        try:
+            os.replace(self.path, stale)
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            if self.held():
+                with contextlib.suppress(OSError):
+                    os.utime(self.path)
+
+    def held(self) -> bool:
+        """Whether the lock file still holds this writer's token."""
+        info = self._read()
+        return bool(info) and info.get("token") == self.token
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.held():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
 
 class StoreWriter:
@@ -101,6 +319,11 @@ class StoreWriter:
     keep
         ``key`` (default): keep only the scores of neurons that can be key at a
         threshold <= max_threshold (:func:`retain`); ``all``: every score.
+
+    The writer takes the group's :class:`GroupLock` first (a live lock of another
+    writer: :class:`MoemuiError` naming it) and writes to the lock's partial group
+    outside the store; :meth:`publish` records each array's digest, marks the group
+    complete and renames it into place, unless the lock was taken over meanwhile.
     """
 
     def __init__(
@@ -119,18 +342,23 @@ class StoreWriter:
         self.path = Path(path)
         self.n_samples = len(sample_ids)
         self.variants = tuple(variants)
-        name = glob.escape(self.path.name)
-        stale_paths = [
+        root, model, task = self.path.parent.parent, self.path.parent.name, self.path.name
+        # leftovers of earlier versions' writers, inside the tree
+        name = glob.escape(task)
+        for stale in [
             *self.path.parent.glob(f".{name}.partial-*"),
             *self.path.parent.glob(f".{name}.old-*"),
-        ]
-        for stale in stale_paths:
+        ]:
             log.warning("removing the partial group %s left by an interrupted run", stale)
             shutil.rmtree(stale, ignore_errors=True)
-        self.tmp = _partial_path(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = GroupLock(root, model, task)
+        self.tmp = self.lock.partial
+        self.group = None
+        with naming_os_errors(self.path):
+            self.lock.acquire()
         try:
             with naming_os_errors(self.path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._create(geometry, sample_ids, k_top, attrs)
         except BaseException:
             self.abort()
@@ -152,6 +380,8 @@ class StoreWriter:
         )
         self._written = np.zeros(self.n_samples, dtype=bool)
         self._arrays: dict[str, zarr.Array] = {}
+        #: per array of dims (sample, ...): each sample's share of the digest
+        self._digests: dict[str, list[int]] = {}
 
         n_layers, n_exp = len(geometry.moe_layers), geometry.experts_per_layer
         n_neu = geometry.neurons_per_expert
@@ -225,9 +455,11 @@ class StoreWriter:
             dtype=dtype or values.dtype,
             chunks=values.shape or (1,),
             dimension_names=dims or (name,),
+            compressors=COMPRESSORS,
             config=_EVERY_CHUNK,
         )
         arr[...] = values
+        arr.attrs[DIGEST_ATTR] = digest_of(dims or (name,), values)
 
     def _array(self, name, shape, chunks, dtype, dims, attrs, fill=np.nan) -> None:
         # keep the handle: write_empty_chunks is a runtime setting, not stored metadata
@@ -239,8 +471,10 @@ class StoreWriter:
             dimension_names=dims,
             fill_value=fill,
             attributes=attrs,
+            compressors=COMPRESSORS,
             config=_EVERY_CHUNK,
         )
+        self._digests[name] = [0] * shape[0]
 
     def write(
         self,
@@ -254,23 +488,27 @@ class StoreWriter:
         model's context (default none)."""
         with naming_os_errors(self.path):  # a full disk names the group
             stop = start + len(batch.n_tokens)
-            region = slice(start, stop)
-            arrays = self._arrays
+            n = stop - start
+            values = {}
             for v in self.variants:
                 score = batch.score[v]
                 if self.keep == "key":
                     score = retain(score, batch.pairtop[v])
-                arrays[f"score_{v}"][region] = score
-                arrays[f"pairtop_{v}"][region] = batch.pairtop[v]
-            arrays["route_tokens"][region] = batch.route_tokens
-            arrays["route_weight"][region] = batch.route_weight
-            arrays["n_tokens"][region] = batch.n_tokens
-            arrays["correct"][region] = np.asarray(correct, dtype=bool)
-            n = stop - start
-            arrays["n_prompt_truncated"][region] = (
-                np.zeros(n, np.int32) if truncated is None else np.asarray(truncated, np.int32)
-            )
-            self._written[region] = True
+                values[f"score_{v}"] = score
+                values[f"pairtop_{v}"] = batch.pairtop[v]
+            values["route_tokens"] = batch.route_tokens
+            values["route_weight"] = batch.route_weight
+            values["n_tokens"] = batch.n_tokens
+            values["correct"] = correct
+            values["n_prompt_truncated"] = np.zeros(n, np.int32) if truncated is None else truncated
+            for name, value in values.items():
+                arr = self._arrays[name]
+                value = np.ascontiguousarray(value, dtype=arr.dtype)
+                arr[start:stop] = value
+                digest, shares = Digest(arr.metadata.dimension_names), self._digests[name]
+                for i in range(n):  # a sample written again replaces its share
+                    shares[start + i] = digest.block((start + i, 0), value[i : i + 1])
+            self._written[start:stop] = True
 
     def publish(self) -> Path:
         """Mark the group complete and move it into place; return its final path."""
@@ -283,23 +521,39 @@ class StoreWriter:
             raise MoemuiError(
                 f"{self.path}: {missing.size} samples were never written; not publishing"
             )
+        for name, shares in self._digests.items():
+            self._arrays[name].attrs[DIGEST_ATTR] = f"{sum(shares) % _MOD:032x}"
         self.group.attrs[COMPLETE_ATTR] = True
         consolidate(self.tmp)
-        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        if not self.lock.held():
+            raise MoemuiError(
+                f"{self.path}: this capture's lock {self.lock.path} was taken over by "
+                "another writer; not publishing"
+            )
+        old = self.tmp.with_name(f"{self.tmp.name}.old")
         if self.path.exists():  # move the previous group out of the way in one rename
             os.replace(self.path, old)
         os.replace(self.tmp, self.path)
         shutil.rmtree(old, ignore_errors=True)
+        self.lock.release()
         log.info("published %s (%d samples)", self.path, self.n_samples)
         return self.path
 
     def abort(self) -> None:
-        """Remove the partial group."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Remove the partial group and release the lock (when still this writer's)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)  # its name is this writer's alone
+        self.lock.release()
 
 
 class CorruptGroupError(MoemuiError):
     """A store group that exists but cannot be trusted (damaged or inconsistent)."""
+
+
+def _arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    """A group's arrays (Snakemake's timestamp file in a group directory is not Zarr)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
+        return dict(group.arrays())
 
 
 def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
@@ -341,7 +595,7 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
         )
     except (KeyError, TypeError, ValueError) as err:
         return [*problems, f"attribute 'geometry' is malformed ({err})"]
-    arrays = {name: arr for name, arr in group.arrays()}
+    arrays = _arrays(group)
     if "sample" not in arrays:
         return [*problems, "array 'sample' missing"]
     n_s, n_l = arrays["sample"].shape[0], len(layers)
@@ -377,89 +631,187 @@ def group_problems(root: str | os.PathLike, model: str, task: str) -> list[str]:
             )
     if problems:
         return problems
-    if arrays["layer"][...].tolist() != layers:
-        problems.append(f"layer coordinate {arrays['layer'][...].tolist()} != geometry {layers}")
+    unchecked = [
+        name
+        for name in expected
+        if DIGEST_ATTR not in arrays[name].attrs
+        or not any(isinstance(c, zarr.codecs.Crc32cCodec) for c in arrays[name].metadata.codecs)
+    ]
+    if unchecked:
+        version = (attrs.get("package_versions") or {}).get("moemui", "unknown")
+        return [f"written without checksums by moemui {version}; capture it again"]
+    try:
+        layer_values, kind_values = arrays["layer"][...], arrays["expert_kind"][...]
+    except Exception as err:  # noqa: BLE001 - a coordinate chunk that fails to decode
+        return [f"a coordinate cannot be read ({_why(err)})"]
+    if layer_values.tolist() != layers:
+        problems.append(f"layer coordinate {layer_values.tolist()} != geometry {layers}")
     kinds = ["routed"] * n_routed + ["shared"] * (n_exp - n_routed)
-    if [str(k) for k in arrays["expert_kind"][...]] != kinds:
+    if [str(k) for k in kind_values] != kinds:
         problems.append("expert_kind coordinate does not match the geometry's experts")
     return problems
 
 
+def _is_group_node(path: Path) -> bool:
+    try:
+        return json.loads((path / "zarr.json").read_text()).get("node_type") == "group"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def not_a_group(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a store group directory ``STORE/{model}/{task}`` (the store
+    root, a model directory), or None."""
+    path = Path(path)
+    if path.suffix == ".zarr" or any(_is_group_node(c) for c in path.glob("*/")):
+        return (
+            f"{path}: not a store group (it holds groups: the store or a model); "
+            "give a group directory STORE/{model}/{task}"
+        )
+    if path.parent.suffix == ".zarr":
+        return f"{path}: not a store group (a model directory); give STORE/{{model}}/{{task}}"
+    return None
+
+
 def check_group(root: str | os.PathLike, model: str, task: str) -> None:
-    """Check the ``{model}/{task}`` group of the store at ``root`` (:func:`group_problems`).
+    """Check the ``{model}/{task}`` group of the store at ``root`` (:func:`group_problems`);
+    it only reads.
 
     Raises
     ------
     MoemuiError
-        Naming the store and group when the group is missing.
+        Naming the store and group, and how to capture it, when the group is missing.
     CorruptGroupError
-        Naming the store, the group and every problem found when it exists but is
-        incomplete, damaged or inconsistent.
+        Naming the store, the group, every problem found and the commands that capture
+        it again (:func:`recapture_hint`) when it exists but is incomplete, damaged or
+        inconsistent.
     """
-    if not (Path(root) / model / task / "zarr.json").exists():
-        raise MoemuiError(f"{root}: no group {model}/{task} in the activations store")
+    path = Path(root) / model / task
+    if not path.exists():
+        raise MoemuiError(
+            f"{root}: no group {model}/{task} in the activations store; to capture it run: "
+            "snakemake"
+        )
     problems = group_problems(root, model, task)
     if problems:
-        raise CorruptGroupError(
-            f"{root}: group {model}/{task} cannot be used: {'; '.join(problems)}"
+        raise unusable(root, model, task, "; ".join(problems))
+
+
+def unusable(root: str | os.PathLike, model: str, task: str, what: str) -> CorruptGroupError:
+    """The one-line error of a group that cannot be used: what is wrong, and the
+    commands that capture it again."""
+    return CorruptGroupError(
+        f"{root}: group {model}/{task} cannot be used: {what}; {recapture_hint(root)}"
+    )
+
+
+def _chunk_key(name: str, index: tuple[int, ...]) -> str:
+    return f"{name}/c/" + "/".join(str(i) for i in index)
+
+
+def verify_group(
+    root: str | os.PathLike,
+    model: str,
+    task: str,
+    progress: Callable | None = None,
+) -> list[str]:
+    """Everything :func:`group_problems` checks, then every chunk of every array read
+    (its CRC32C checked on decode) and every array's content digest recomputed,
+    streaming one chunk at a time. ``progress`` wraps the iterable of chunks (e.g.
+    :func:`moemui.progress.progress`). An empty list means the group is sound."""
+    problems = group_problems(root, model, task)
+    if problems:
+        return problems
+    group = zarr.open_group(Path(root) / model / task, mode="r", use_consolidated=False)
+    arrays = _arrays(group)
+    work = [
+        (name, index) for name in sorted(arrays) for index in np.ndindex(*arrays[name].cdata_shape)
+    ]
+    digests = {name: Digest(tuple(arr.metadata.dimension_names)) for name, arr in arrays.items()}
+    failed: set[str] = set()
+    for name, index in progress(work) if progress else work:
+        if name in failed:
+            continue
+        arr = arrays[name]
+        start = tuple(i * c for i, c in zip(index, arr.chunks, strict=True))
+        region = tuple(
+            slice(a, min(a + c, n)) for a, c, n in zip(start, arr.chunks, arr.shape, strict=True)
         )
+        try:
+            data = arr[region]
+        except Exception as err:  # noqa: BLE001 - any decode failure is the finding
+            failed.add(name)
+            problems.append(f"chunk {_chunk_key(name, index)} cannot be read ({_why(err)})")
+            continue
+        digests[name].add(start, data)
+    for name, digest in digests.items():
+        if name not in failed and digest.hex() != arrays[name].attrs.get(DIGEST_ATTR):
+            problems.append(f"array {name!r} does not match its digest (values changed)")
+    return problems
 
 
-def _open(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
-    return xr.open_zarr(root, group=f"{model}/{task}", consolidated=False, chunks=None)
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".replace("\n", " ")
 
 
 def open_group(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
     """Open the ``{model}/{task}`` group of the store at ``root`` once
-    :func:`check_group` finds nothing wrong with it."""
+    :func:`check_group` finds nothing wrong with it (it only reads; the arrays'
+    values are verified by those who read them: :func:`verify_read`,
+    :meth:`moemui.analyses.keys.GroupKeys.from_group`)."""
     check_group(root, model, task)
-    return _open(root, model, task)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
+            return xr.open_zarr(root, group=f"{model}/{task}", consolidated=False, chunks=None)
+    except Exception as err:  # noqa: BLE001 - e.g. a coordinate's chunk fails to decode
+        raise unusable(root, model, task, f"cannot be read ({_why(err)})") from None
+
+
+def verify_read(name: str, dims: tuple[str, ...], attrs: dict, values: np.ndarray) -> None:
+    """Check a whole array as read against its digest; raise :class:`CorruptGroupError`
+    naming it on a mismatch (a group without digests is refused before, by
+    :func:`group_problems`; an array without one, e.g. built in memory, passes)."""
+    want = attrs.get(DIGEST_ATTR)
+    if want is not None and digest_of(tuple(dims), values) != want:
+        raise CorruptGroupError(f"array {name!r} does not match its digest (values changed)")
 
 
 def set_aside(root: str | os.PathLike, model: str, task: str) -> Path:
-    """Move a group that cannot be used out of the store's tree, to a dot-named sibling
-    (``.{task}.corrupt``, replacing an older one) that readers ignore; return it.
-
-    The workflow then sees the group as missing and captures it again.
-    """
+    """Move a group that cannot be used out of the store's tree, to
+    ``<root.parent>/<root.name>.set-aside/{model}/{task}.<UTC time>[.n]`` (every copy
+    kept); return where. The workflow then sees the group as missing and captures it
+    again. The one function that moves a group; readers only check."""
     path = Path(root) / model / task
-    aside = path.with_name(f".{task}.corrupt")
-    if aside.exists():
-        shutil.rmtree(aside)
-    os.replace(path, aside)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = set_aside_dir(root) / model / f"{task}.{stamp}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    aside, n = base, 0
+    while True:
+        try:
+            os.mkdir(aside)  # claim the name: never replace an earlier copy
+            break
+        except FileExistsError:
+            n += 1
+            aside = base.with_name(f"{base.name}.{n}")
+    os.replace(path, aside)  # a directory onto an empty one
     return aside
-
-
-def check_or_set_aside(root: str | os.PathLike, model: str, task: str) -> None:
-    """:func:`check_group`; a group that cannot be used is first :func:`set_aside`, so
-    that the next run of the workflow captures it again instead of reading it."""
-    try:
-        check_group(root, model, task)
-    except CorruptGroupError as err:
-        aside = set_aside(root, model, task)
-        log.error("%s", err)
-        raise CorruptGroupError(
-            f"{err}. Moved it to {aside}; run the workflow again to capture it afresh"
-        ) from None
-
-
-def open_or_set_aside(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
-    """:func:`open_group`, setting a group that cannot be used aside
-    (:func:`check_or_set_aside`)."""
-    check_or_set_aside(root, model, task)
-    return _open(root, model, task)
 
 
 def index_store(root: str | os.PathLike, models: dict[str, list[str]]) -> None:
     """Write the root and model groups' metadata so ``xr.open_datatree`` sees every group.
 
-    ``models`` maps each model to its tasks; every listed group must be complete.
-    The root group's consolidated metadata lists the whole tree.
+    ``models`` maps each model to its tasks; every listed group must pass
+    :func:`check_group` (it only reads them). No consolidated metadata is kept above the
+    groups, so a group removed later is never described by a stale listing; each group
+    keeps its own.
     """
     root = Path(root)
-    zarr.open_group(root, mode="a", zarr_format=3)
     for model, tasks in models.items():
-        zarr.open_group(root / model, mode="a", zarr_format=3)
         for task in tasks:
-            check_or_set_aside(root, model, task)
-    consolidate(root)
+            check_group(root, model, task)
+    for path in (root, *(root / m for m in models)):
+        zarr.open_group(path, mode="a", zarr_format=3)
+        meta = json.loads((path / "zarr.json").read_text())
+        if meta.pop("consolidated_metadata", None) is not None:  # written by 0.4.0
+            atomic_write_text(path / "zarr.json", json.dumps(meta, indent=2))

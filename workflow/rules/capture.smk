@@ -1,8 +1,19 @@
+rule recapture_mark:
+    output:
+        touch("results/.moemui/recapture/{model}/{task}.{stamp}"),
+    wildcard_constraints:
+        stamp=r"\d+",
+    localrule: True
+    conda:
+        "../../envs/tables.yaml"
+
+
 rule capture_scores:
     input:
         model=get_model_dir,
         tasks="results/tasks/{task}.jsonl",
         responses="results/responses/{model}/{task}.jsonl",
+        recapture=get_recapture_mark,
     output:
         directory("results/activations.zarr/{model}/{task}"),
     log:

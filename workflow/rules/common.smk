@@ -1,5 +1,6 @@
 import json
 import shlex
+from pathlib import Path
 
 from moemui import __version__ as MOEMUI_VERSION
 from moemui.config import (
@@ -156,7 +157,44 @@ def get_store_attrs(wildcards):
 
 
 def get_store_groups(wildcards=None):
+    """Every store group. Rule all lists them, so that a missing group is captured
+    again even when every table is up to date."""
     return [f"results/activations.zarr/{m}/{t}" for m, t in CELLS]
+
+
+def _incomplete_stamp(model, task):
+    """For a group at its final path that is not marked complete (zarr.json missing,
+    unreadable, or its attribute complete not true): the mtime (ns) of its zarr.json,
+    else of its directory; None otherwise. One small JSON read per cell at parse time.
+    """
+    path = Path("results/activations.zarr") / model / task
+    if not path.is_dir():
+        return None
+    meta = path / "zarr.json"
+    try:
+        attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes") or {}
+        if attrs.get("complete") is True:
+            return None
+        return meta.stat().st_mtime_ns
+    except (OSError, ValueError, AttributeError):
+        return path.stat().st_mtime_ns
+
+
+def get_recapture_mark(wildcards):
+    """For a group at its final path that is not complete, a mark that does not exist
+    yet (rule recapture_mark makes it): an input of capture_scores newer than the group,
+    so the group is captured again. Otherwise the newest mark made before, if any, so
+    that the job's set of inputs stays what it was (no provenance re-run)."""
+    model, task = wildcards.model, wildcards.task
+    stamp = _incomplete_stamp(model, task)
+    if stamp is not None:
+        return f"results/.moemui/recapture/{model}/{task}.{stamp}"
+    marks = [
+        p
+        for p in Path("results/.moemui/recapture", model).glob(f"{task}.*")
+        if p.name[len(task) + 1 :].isdigit()
+    ]
+    return str(max(marks, key=lambda p: p.stat().st_mtime_ns)) if marks else []
 
 
 def get_key_files(wildcards=None):

@@ -27,6 +27,7 @@ import xarray as xr
 from moemui.errors import MoemuiError
 from moemui.io import atomic_write
 from moemui.metrics import k_for, thetas
+from moemui.store import DIGEST_ATTR, CorruptGroupError, Digest, verify_read
 
 #: The format of a saved :class:`GroupKeys`; a file of another format is refused.
 KEYS_FORMAT = 1
@@ -142,11 +143,18 @@ class GroupKeys:
         model: str | None = None,
         task: str | None = None,
         sample_chunk: int = 16,
+        verify: bool = False,
     ) -> GroupKeys:
         """Derive the key neurons of store group ``ds`` at ``thresholds``, reading each
         ``score_<variant>`` and ``pairtop_<variant>`` once, a block of samples and one
         layer at a time (memory: one block, whatever the group's size). With no
-        threshold, no score array is read."""
+        threshold, no score array is read.
+
+        ``verify``: ``ds`` is a whole group as stored (:func:`moemui.store.open_group`);
+        every array read is checked against its ``digest`` (the score and pairtop
+        streams block by block, failing at the end on a mismatch), and a chunk that
+        fails to decode is named. Either raises :class:`moemui.store.CorruptGroupError`.
+        """
         thresholds = tuple(sorted({float(t) for t in thresholds}))
         if len(thresholds) > 255:
             raise MoemuiError(f"{len(thresholds)} thresholds: at most 255 are derived at once")
@@ -157,24 +165,31 @@ class GroupKeys:
             raise MoemuiError(f"{model}/{task}: the store group holds no score_* array")
         n_samples = ds.sizes["sample"]
         n_layers, n_exp, n_neu = ds.sizes["layer"], ds.sizes["expert"], ds.sizes["neuron"]
+
+        def whole(name: str) -> np.ndarray:
+            """An array read whole, checked against its digest."""
+            var = ds[name]
+            values = _read(var, name, (slice(None),) * var.ndim)
+            if verify:
+                verify_read(name, var.dims, var.attrs, values)
+            return values
+
         kinds = (
-            np.asarray([str(k) for k in ds["expert_kind"].values])
+            np.asarray([str(k) for k in whole("expert_kind")])
             if "expert_kind" in ds.coords
             else np.full(n_exp, "routed")
         )
         out = cls(
             model=model,
             task=task,
-            samples=np.asarray([str(s) for s in ds["sample"].values]),
-            correct=ds["correct"].values.astype(bool) if "correct" in ds else None,
-            n_tokens=ds["n_tokens"].values.astype(np.int64) if "n_tokens" in ds else None,
-            layers=np.asarray(ds["layer"].values, dtype=np.int64),
+            samples=np.asarray([str(s) for s in whole("sample")]),
+            correct=whole("correct").astype(bool) if "correct" in ds else None,
+            n_tokens=whole("n_tokens").astype(np.int64) if "n_tokens" in ds else None,
+            layers=np.asarray(whole("layer"), dtype=np.int64),
             expert_kind=kinds,
             n_neurons=int(n_neu),
             route_tokens=(
-                ds["route_tokens"].values.astype(np.int64).sum(axis=0)
-                if "route_tokens" in ds
-                else None
+                whole("route_tokens").astype(np.int64).sum(axis=0) if "route_tokens" in ds else None
             ),
             thresholds=thresholds,
         )
@@ -184,20 +199,35 @@ class GroupKeys:
         # flat indices in 4 bytes: 58 layers x 257 experts x 2048 neurons is 30.5 M
         index_type = np.int32 if out.total_neurons < 2**31 else np.int64
         for variant in variants:
-            score_var, top_var = ds[f"score_{variant}"], ds[f"pairtop_{variant}"]
+            score_name, top_name = f"score_{variant}", f"pairtop_{variant}"
+            score_var, top_var = ds[score_name], ds[top_name]
+            # the stream's digests, accumulated block by block, checked at the end
+            score_digest, top_digest = Digest(score_var.dims), Digest(top_var.dims)
             parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
             for start in range(0, n_samples, sample_chunk):
                 sl = slice(start, start + sample_chunk)
-                top = top_var[sl].values  # [c, L, K]
+                top = _read(top_var, top_name, (sl,))  # [c, L, K]
+                top_digest.add((start, 0), top)
                 theta = np.stack([thetas(top, k) for k in ks])  # [n_thr, c, L]
                 for pos in range(n_layers):
-                    score = score_var[sl, pos].values.reshape(top.shape[0], -1)  # [c, E*N]
+                    block = _read(score_var, score_name, (sl, slice(pos, pos + 1)))
+                    score_digest.add((start, pos), block)
+                    score = block.reshape(top.shape[0], -1)  # [c, E*N]
                     floor = theta[-1, :, pos, None]
                     with np.errstate(invalid="ignore"):  # NaN: not kept, never key
                         b, j = np.nonzero((score >= floor) & (score > 0))
                     s = score[b, j]
                     level = (theta[:, b, pos] > s).sum(axis=0).astype(np.uint8)
                     parts.append((b + start, j + pos * n_exp * n_neu, level))
+            for name, var, digest in (
+                (score_name, score_var, score_digest),
+                (top_name, top_var, top_digest),
+            ):
+                want = var.attrs.get(DIGEST_ATTR)
+                if verify and want is not None and digest.hex() != want:
+                    raise CorruptGroupError(
+                        f"array {name!r} does not match its digest (values changed)"
+                    )
             if parts:
                 sample = np.concatenate([p[0] for p in parts])
                 index = np.concatenate([p[1] for p in parts]).astype(index_type)
@@ -264,6 +294,24 @@ class GroupKeys:
             raise MoemuiError(f"{path}: file not found") from None
         except (OSError, KeyError, ValueError) as err:
             raise MoemuiError(f"{path}: not a key-neuron file ({err})") from None
+
+
+def _read(var: xr.DataArray, name: str, region: tuple[slice, ...]) -> np.ndarray:
+    """``var[region]`` as NumPy; a chunk that fails to decode (its CRC32C, a truncated
+    frame) is a :class:`CorruptGroupError` naming the array and its chunks."""
+    try:
+        return var[region].values
+    except Exception as err:  # noqa: BLE001 - any decode failure is the finding
+        chunks = var.encoding.get("chunks") or var.shape
+        where = []
+        for sl, c, n in zip(region + (slice(None),) * var.ndim, chunks, var.shape, strict=False):
+            a, b, _ = sl.indices(n)
+            first, last = a // c, max(a, b - 1) // c
+            where.append(str(first) if first == last else f"{first}..{last}")
+        why = f"{type(err).__name__}: {err}".replace("\n", " ")
+        raise CorruptGroupError(
+            f"chunk {name}/c/{'/'.join(where)} cannot be read ({why})"
+        ) from None
 
 
 def as_keys(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from moemui.analyses.performance import family_fits, mui_performance
 from moemui.analyses.robustness import robustness_table
 from moemui.errors import MoemuiError
 from moemui.pipeline import write_csv
-from moemui.store import open_or_set_aside
+from moemui.store import CorruptGroupError, not_a_group, open_group, unusable
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +31,31 @@ def split_group(path: str | os.PathLike) -> tuple[Path, str, str]:
     return group.parent.parent, group.parent.name, group.name
 
 
-def _open(path: str | os.PathLike):
-    """Open a store group directory (Snakemake's timestamp file beside it is not Zarr)."""
+def _group_keys(path: str | os.PathLike, thresholds: list[float]) -> GroupKeys:
+    """Check a store group directory and derive its keys, verifying what is read; it
+    only reads (a path that is not a group, or a group that cannot be used, is one
+    :class:`MoemuiError` line naming it and how to capture it again)."""
+    why = not_a_group(path)
+    if why:
+        raise MoemuiError(why)
     store, model, task = split_group(path)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
-        return model, task, open_or_set_aside(store, model, task)
+    ds = open_group(store, model, task)
+    try:
+        return GroupKeys.from_group(ds, thresholds, model, task, verify=True)
+    except CorruptGroupError as err:
+        raise unusable(store, model, task, str(err)) from None
+    except MoemuiError as err:
+        raise MoemuiError(f"{model}/{task}: {err}") from None
 
 
 def read_keys(path: str | os.PathLike, thresholds: list[float]) -> GroupKeys:
     """The key neurons of one group at ``thresholds``: a key-neuron file (``.npz``,
     written by :func:`derive_keys`) is read as it is; a store group directory is
-    checked, read once and its keys derived."""
+    checked, read once (verifying every value read) and its keys derived."""
     if Path(path).suffix == ".npz":
         keys = GroupKeys.load(path)
         return _named(keys.model, keys.task, as_keys, keys, thresholds)
-    model, task, ds = _open(path)
-    return _named(model, task, GroupKeys.from_group, ds, thresholds, model, task)
+    return _group_keys(path, thresholds)
 
 
 def derive_keys(
@@ -56,8 +63,8 @@ def derive_keys(
 ) -> GroupKeys:
     """Read a store group's score arrays once and write its key neurons at every
     threshold (:class:`GroupKeys`) to ``out``: what every table of the group reads."""
-    model, task, ds = _open(group)
-    keys = _named(model, task, GroupKeys.from_group, ds, thresholds, model, task)
+    keys = _group_keys(group, thresholds)
+    model, task = keys.model, keys.task
     keys.save(out)
     n = {v: int(keys.keys[v][0][-1]) for v in keys.variants}
     log.info("key neurons of %s/%s at %s: %s", model, task, thresholds, n)
