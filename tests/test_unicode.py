@@ -122,6 +122,16 @@ def test_a_stop_string_with_a_lone_surrogate_is_refused(tmp_path):
         write_jsonl([sample], tmp_path / "t.jsonl")
 
 
+def test_a_code_test_program_with_a_lone_surrogate_is_refused(tmp_path):
+    meta = {"kind": "code", "style": "program", "tests": "assert f() == '\ud800'"}
+    sample = {"id": "c", "prompt": "p", "reference": "", "meta": meta}
+    with pytest.raises(MoemuiError, match="meta.tests holds a lone surrogate"):
+        write_jsonl([sample], tmp_path / "t.jsonl")
+    meta["tests"] = "assert f() == '\\ud800'"  # the escape, as Python source holds it
+    write_jsonl([sample], tmp_path / "t.jsonl")
+    assert read_jsonl(tmp_path / "t.jsonl") == [sample]
+
+
 @pytest.mark.parametrize("c", [p for p in PARAMS if p.id != "surrogate"])
 def test_csv_tables_round_trip(tmp_path, c):
     table = pd.DataFrame(

@@ -21,7 +21,8 @@ as that escape). Two places cannot hold some of them, and are refused when the t
 materialised, naming the file and line or the task: a sample id must not hold a lone
 surrogate (the store's ``sample`` coordinate is UTF-8) nor NUL (NumPy strings, which the
 key files hold ids in, drop trailing NULs) (:func:`id_problem`); a stop string must not
-hold a lone surrogate (generated text never holds one, so it could never match). Prompts,
+hold a lone surrogate (generated text never holds one, so it could never match), nor the
+test program of a ``code`` sample (its source is UTF-8). Prompts,
 references and choices keep them; the tokenizer gets U+FFFD instead
 (:func:`moemui.generate.render_prompt`).
 
@@ -899,6 +900,15 @@ def _check_sample(sample: Any, where: str) -> None:
         problem = stop_problem(sample["meta"]["stop"])
         if problem:
             raise MoemuiError(f"{where}: meta.stop {problem}")
+    if kind == KIND_CODE:
+        for key in ("setup", "tests", "code_prompt", "entry_point"):
+            value = sample["meta"].get(key)
+            found = describe_surrogate(value) if isinstance(value, str) else None
+            if found:
+                raise MoemuiError(
+                    f"{where}: meta.{key} holds a lone surrogate ({found}), which a Python "
+                    "program run in the sandbox cannot hold (its source is UTF-8)"
+                )
 
 
 def write_jsonl(samples: list[dict], path: str | os.PathLike) -> None:
