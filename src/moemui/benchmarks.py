@@ -394,7 +394,8 @@ def _read_file(path: Path) -> list[dict]:
             raise MoemuiError(f"{path}: expected a list of rows or {{'examples': [...]}}")
         return data
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines would also split at U+2028 or U+0085 inside a string.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

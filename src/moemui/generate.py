@@ -17,6 +17,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from moemui.errors import MoemuiError
+from moemui.io import replace_surrogates
 from moemui.progress import progress
 from moemui.tasks import extract_answer, score
 
@@ -45,8 +46,18 @@ def render_prompt(
     reach the template as its variables. The template's text is tokenized without adding
     special tokens again. Otherwise (built-in and file tasks, or a tokenizer without
     template) the prompt is used as it is, with :func:`prompt_ids`.
+
+    A lone surrogate in the prompt (``"\\ud800"`` in a task file) is replaced by U+FFFD,
+    with a warning naming the sample and the count: a tokenizer cannot take it (it has no
+    UTF-8 form). The text returned, recorded as the prompt, is the one with U+FFFD.
     """
-    prompt = sample["prompt"]
+    prompt, replaced = replace_surrogates(sample["prompt"])
+    if replaced:
+        log.warning(
+            "sample %r: %d lone surrogate(s) in the prompt replaced by U+FFFD for the tokenizer",
+            sample["id"],
+            replaced,
+        )
     if sample["meta"].get("chat_template") and getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}],

@@ -24,6 +24,12 @@ tokenising, so that the tokens end with the one completing it, as in generation.
 task's stop strings and the model's ``reasoning`` apply as for generated responses
 (:func:`moemui.generate.finish_response`). ``stop_reason`` is ``end``, ``stop``,
 ``length`` (vLLM's ``finish_reason: "length"``) or ``unknown`` (the source does not say).
+
+Lines are split on ``"\\n"`` only (:func:`moemui.io.split_json_lines`), so U+2028,
+U+0085 and the like stay inside their text. A lone surrogate in a response or stop
+string (``"\\ud800"`` in the file) is replaced by U+FFFD before tokenising, with a
+warning giving the count, as for prompts (:func:`moemui.generate.render_prompt`): a
+tokenizer cannot take it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from moemui.errors import MoemuiError
+from moemui.io import replace_surrogates, split_json_lines
 
 # torch and transformers load only in import_responses: the workflow reads
 # import_paths when it parses the Snakefile.
@@ -60,7 +67,7 @@ def _lines(path: Path):
         data = path.read_bytes()
     except OSError as err:
         raise MoemuiError(f"responses file {path}: {err.strerror}") from None
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
+    for lineno, line in enumerate(split_json_lines(data), start=1):
         if not line.strip():
             continue
         try:
@@ -153,14 +160,18 @@ def import_responses(
     ends = end_token_ids(SimpleNamespace(generation_config=generation), tokenizer)
     limit = getattr(config, "max_position_embeddings", None)
     records = []
+    replaced = 0
     for sample in samples:
         got = imported[sample["id"]]
         text_in, p = render_prompt(tokenizer, sample, template_kwargs)
         stop = list(sample["meta"].get("stop") or [])
-        text = got["text"]
+        text, n = replace_surrogates(got["text"])
+        replaced += n
         if got["stop"]:
-            text += got["stop"]
-            stop.append(got["stop"])
+            cut_at, n = replace_surrogates(got["stop"])
+            replaced += n
+            text += cut_at
+            stop.append(cut_at)
         ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if got["end"] is not None:
             if got["end"] is True and not ends:
@@ -182,6 +193,12 @@ def import_responses(
         if done["stop_reason"] == "length" and not got["length"]:
             done["stop_reason"] = "unknown"
         records.append(scored_record(sample, text_in, p[cut:], cut, done))
+    if replaced:
+        log.warning(
+            "%s: %d lone surrogate(s) in the responses replaced by U+FFFD for the tokenizer",
+            spec,
+            replaced,
+        )
     log.info("imported %d responses from %s", len(records), spec)
     return records
 

@@ -1,4 +1,14 @@
-"""Small file helpers: atomic writes and JSON-lines records."""
+"""Small file helpers: atomic writes and JSON-lines records.
+
+Unicode: every file is UTF-8 and reads back as written, whatever characters its strings
+hold. JSON lines are split on ``"\\n"`` only (:func:`split_json_lines`): JSON escapes
+every control character inside a string, so a record never holds a raw newline, while
+U+2028, U+2029 and U+0085, which ``str.splitlines`` also breaks on, may appear raw. A
+lone surrogate (``"\\ud800"`` in the source JSON, which :func:`json.loads` turns into a
+``str`` that has no UTF-8 form) is written back as its JSON escape (:func:`json_line`),
+never as invalid UTF-8. Text that is not JSON and cannot hold a lone surrogate fails to
+write with an error naming the file (:func:`atomic_write_text`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -44,10 +55,41 @@ def naming_os_errors(path: str | os.PathLike) -> Iterator[None]:
         raise
 
 
+#: A lone surrogate: a code point U+D800..U+DFFF, which no UTF-8 text can hold.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def describe_surrogate(text: str) -> str | None:
+    """``"U+D800 at character 3"`` for the first lone surrogate of ``text``, else None."""
+    m = SURROGATE.search(text)
+    return f"U+{ord(m.group()):04X} at character {m.start()}" if m else None
+
+
+def replace_surrogates(text: str) -> tuple[str, int]:
+    """``text`` with every lone surrogate replaced by U+FFFD, and how many there were:
+    for text given to a tokenizer, which cannot take them."""
+    return SURROGATE.subn("\ufffd", text)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` so readers never see a partial file
-    (:func:`atomic_write`)."""
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    (:func:`atomic_write`).
+
+    Raises
+    ------
+    MoemuiError
+        ``text`` holds a lone surrogate (no UTF-8 form), naming the file and where;
+        nothing is written.
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        line = text.count("\n", 0, err.start) + 1
+        raise MoemuiError(
+            f"{path}, line {line}: cannot write the lone surrogate "
+            f"U+{ord(text[err.start]):04X} as UTF-8; nothing was written"
+        ) from None
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
@@ -89,25 +131,46 @@ def staged_directory(out: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def json_line(obj) -> str:
+    """``obj`` as one line of JSON (sorted keys, no NaN, non-ASCII kept as is) ending in
+    ``"\\n"``, that encodes as UTF-8: a lone surrogate in a string is written as its
+    escape ``\\udXXX``, which :func:`json.loads` reads back as the same ``str``. (Only
+    a high surrogate followed by a low one, two code points in the ``str``, reads back
+    as the one character they encode, as JSON defines.)"""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    # A surrogate can only stand inside a JSON string, where "\\" is escaped, so its
+    # escape is read as that code point again.
+    return SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+def split_json_lines(data: bytes) -> list[bytes]:
+    """The lines of a JSON-lines file's bytes: split on ``b"\\n"`` only (a ``"\\r"``
+    before it is JSON whitespace). Not ``str.splitlines``, which also splits at U+2028,
+    U+2029 and U+0085, characters that stand raw inside a JSON string (and at
+    ``\\r``, ``\\x0b``, ``\\x0c``, ``\\x1c``..``\\x1e``, which JSON escapes)."""
+    return data.split(b"\n")
+
+
 def write_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Write dicts as JSON lines (sorted keys, UTF-8), atomically."""
-    text = "".join(
-        json.dumps(r, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n" for r in records
-    )
-    atomic_write_text(path, text)
+    """Write dicts as JSON lines (:func:`json_line`: sorted keys, UTF-8, lone
+    surrogates escaped), atomically."""
+    atomic_write_text(path, "".join(json_line(r) for r in records))
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """Read JSON lines written by :func:`write_records`; errors name the file and line."""
+    """Read JSON lines written by :func:`write_records` (split on ``"\\n"`` only:
+    :func:`split_json_lines`); errors name the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise MoemuiError(f"{path}: file not found") from None
-    except UnicodeDecodeError as err:
-        raise MoemuiError(f"{path}: not valid UTF-8 ({err.reason})") from None
     records = []
-    for lineno, line in enumerate(lines, 1):
+    for lineno, raw in enumerate(split_json_lines(data), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise MoemuiError(f"{path}, line {lineno}: not valid UTF-8 ({err.reason})") from None
         if not line.strip():
             continue
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from importlib.metadata import version
@@ -274,8 +275,23 @@ def concat_tables(paths: list[str | os.PathLike], out: str | os.PathLike) -> pd.
 
 
 def write_csv(table: pd.DataFrame, out: str | os.PathLike) -> None:
-    """Write a tidy table atomically, floats with full precision."""
-    atomic_write_text(out, table.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    """Write a tidy table atomically, floats with full precision, ``\\n`` line ends.
+
+    Every text reads back with :func:`pandas.read_csv` as written: a field holding a
+    newline, quote or comma is quoted, and so is every non-numeric field of a table with
+    a lone ``\\r`` in a text (the CSV writer quotes only fields holding a character of
+    its line terminator, and the reader ends a line at ``\\r`` too). A lone surrogate
+    cannot be written (no UTF-8 form): the error names the file (the tables hold config
+    ids and numbers, so none should reach them)."""
+    texts = table.select_dtypes(exclude="number")
+    has_cr = any(
+        isinstance(v, str) and "\r" in v for column in texts.columns for v in texts[column]
+    )
+    quoting = csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL
+    atomic_write_text(
+        out,
+        table.to_csv(index=False, float_format="%.10g", lineterminator="\n", quoting=quoting),
+    )
 
 
 def index(store: str | os.PathLike, groups: list[str]) -> None:

@@ -15,6 +15,17 @@ A *sample* is a dict with the keys
 Samples are materialised one JSON object per line in ``results/tasks/{task}.jsonl`` with
 :func:`write_jsonl` and read back with :func:`read_jsonl`.
 
+Any Unicode a JSON string can hold reads back as written (:mod:`moemui.io`): U+2028,
+U+0085, escaped control characters, NUL, and lone surrogates (``"\\ud800"``, written back
+as that escape). Two places cannot hold some of them, and are refused when the task is
+materialised, naming the file and line or the task: a sample id must not hold a lone
+surrogate (the store's ``sample`` coordinate is UTF-8) nor NUL (NumPy strings, which the
+key files hold ids in, drop trailing NULs) (:func:`id_problem`); a stop string must not
+hold a lone surrogate (generated text never holds one, so it could never match), nor the
+test program of a ``code`` sample (its source is UTF-8). Prompts,
+references and choices keep them; the tokenizer gets U+FFFD instead
+(:func:`moemui.generate.render_prompt`).
+
 Tasks come from built-in generators (:data:`BUILTIN_TASKS`, :func:`make_builtin`), from a
 user JSONL file (:func:`load_jsonl`) or from a public benchmark
 (:func:`moemui.benchmarks.make_benchmark`); :func:`make_task` dispatches on a config task
@@ -44,7 +55,7 @@ from typing import Any
 
 from moemui import answers
 from moemui.errors import MoemuiError
-from moemui.io import atomic_write_text
+from moemui.io import atomic_write_text, describe_surrogate, json_line
 
 logger = logging.getLogger(__name__)
 
@@ -579,6 +590,35 @@ def _iter_json_lines(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def id_problem(sample_id: str) -> str | None:
+    """Why ``sample_id`` cannot be a sample id, else None: it holds a lone surrogate
+    (the store's ``sample`` coordinate is UTF-8, which cannot hold one) or NUL (NumPy
+    strings, which hold the ids in key files, drop trailing NULs). Every other character
+    is allowed."""
+    where = describe_surrogate(sample_id)
+    if where:
+        return f"holds a lone surrogate ({where}), which the store cannot hold as UTF-8"
+    if "\x00" in sample_id:
+        return "holds NUL (U+0000), which the key files' NumPy strings cannot keep"
+    return None
+
+
+def stop_problem(stop: Any) -> str | None:
+    """Why ``stop`` cannot be a list of stop strings, else None: not a list of non-empty
+    strings, or one holds a lone surrogate (decoded text never holds one, so it could
+    never match)."""
+    if not isinstance(stop, list) or not all(isinstance(x, str) and x for x in stop):
+        return "must be a list of non-empty strings"
+    for i, x in enumerate(stop):
+        where = describe_surrogate(x)
+        if where:
+            return (
+                f"string {i} holds a lone surrogate ({where}); generated text never holds "
+                "one, so it could never match"
+            )
+    return None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -609,6 +649,9 @@ def _sample_from_user_row(path: Path, lineno: int, obj: dict) -> dict:
     sample_id = str(raw_id)
     if not sample_id.strip():
         raise MoemuiError(f"{where}: key 'id' must not be empty")
+    problem = id_problem(sample_id)
+    if problem:
+        raise MoemuiError(f"{where}: key 'id' {sample_id!r} {problem}")
     where = f"{where} (id {sample_id!r})"
 
     prompt = obj["prompt"]
@@ -694,6 +737,7 @@ def load_jsonl(
     Each non-blank line is a JSON object with
 
     - ``id`` (required): string or integer, converted to ``str``; unique in the file;
+      without lone surrogates or NUL (:func:`id_problem`);
     - ``prompt`` (required): non-empty string;
     - ``reference`` (required): string or number, converted to ``str``;
     - ``choices`` (optional): list of 2..26 distinct strings; makes the kind ``"choice"``.
@@ -796,10 +840,9 @@ def make_task(spec: dict) -> list[dict]:
     if not isinstance(source, str) or not source:
         raise MoemuiError(f"task {task_id!r}: needs a non-empty string 'source', got {source!r}")
     stop = spec.get("stop")
-    if stop is not None and (
-        not isinstance(stop, list) or not all(isinstance(x, str) and x for x in stop)
-    ):
-        raise MoemuiError(f"task {task_id!r}: 'stop' must be a list of non-empty strings")
+    problem = stop_problem(stop) if stop is not None else None
+    if problem:
+        raise MoemuiError(f"task {task_id!r}: 'stop' {problem}")
     samples = _make_samples(spec, task_id, source)
     if stop:
         for sample in samples:
@@ -850,6 +893,22 @@ def _check_sample(sample: Any, where: str) -> None:
     kind = sample["meta"].get("kind")
     if kind not in KINDS:
         raise MoemuiError(f"{where}: meta.kind must be one of {list(KINDS)}, got {kind!r}")
+    problem = id_problem(sample["id"])
+    if problem:
+        raise MoemuiError(f"{where}: id {sample['id']!r} {problem}")
+    if sample["meta"].get("stop") is not None:
+        problem = stop_problem(sample["meta"]["stop"])
+        if problem:
+            raise MoemuiError(f"{where}: meta.stop {problem}")
+    if kind == KIND_CODE:
+        for key in ("setup", "tests", "code_prompt", "entry_point"):
+            value = sample["meta"].get(key)
+            found = describe_surrogate(value) if isinstance(value, str) else None
+            if found:
+                raise MoemuiError(
+                    f"{where}: meta.{key} holds a lone surrogate ({found}), which a Python "
+                    "program run in the sandbox cannot hold (its source is UTF-8)"
+                )
 
 
 def write_jsonl(samples: list[dict], path: str | os.PathLike) -> None:
@@ -857,8 +916,8 @@ def write_jsonl(samples: list[dict], path: str | os.PathLike) -> None:
 
     The text goes to a temporary file in the target's directory (created if missing), is
     flushed and fsynced, and replaces ``path`` with :func:`os.replace`; readers never see a
-    partial file. UTF-8, ``ensure_ascii=False``, keys sorted (stable output), ``\\n`` line
-    ends.
+    partial file. UTF-8, ``ensure_ascii=False`` but lone surrogates escaped
+    (:func:`moemui.io.json_line`), keys sorted (stable output), ``\\n`` line ends.
 
     Parameters
     ----------
@@ -880,10 +939,7 @@ def write_jsonl(samples: list[dict], path: str | os.PathLike) -> None:
         if sample["id"] in seen:
             raise MoemuiError(f"{path}: sample {i}: duplicate id {sample['id']!r}")
         seen.add(sample["id"])
-    text = "".join(
-        json.dumps(s, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n" for s in samples
-    )
-    atomic_write_text(path, text)
+    atomic_write_text(path, "".join(json_line(s) for s in samples))
     logger.debug("wrote %d samples to %s", len(samples), path)
 
 
