@@ -168,6 +168,7 @@ def cmd_index_store(args) -> None:
 
 
 def cmd_check_store(args) -> None:
+    from moemui.cache import cache_entry, set_aside_entry
     from moemui.store import group_problems, set_aside
 
     root = Path(args.store)
@@ -186,7 +187,10 @@ def cmd_check_store(args) -> None:
         bad += 1
         print(f"CORRUPT  {model}/{task}: {'; '.join(problems)}")
         if args.set_aside:
+            entry = cache_entry(group)
             print(f"         moved to {set_aside(root, model, task)}")
+            if entry is not None:
+                print(f"         its output cache entry moved to {set_aside_entry(entry)}")
     if bad:
         hint = (
             "run the workflow again to capture them afresh"

@@ -2,6 +2,7 @@ import json
 import shlex
 
 from moemui import __version__ as MOEMUI_VERSION
+from moemui.cache import install as install_cache_guard
 from moemui.config import (
     all_models,
     config_hash,
@@ -20,6 +21,9 @@ try:
     )
 except MoemuiError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+
+# Snakemake's output cache (--cache): two projects storing one entry at once keep one
+install_cache_guard()
 
 MODELS = {m["id"]: m for m in all_models(config)}
 TASKS = {t["id"]: t for t in config["tasks"]}
