@@ -221,6 +221,7 @@ def cmd_index_store(args) -> None:
 
 
 def cmd_check_store(args) -> None:
+    from moemui.cache import cache_entry, set_aside_entry
     from moemui.progress import progress
     from moemui.store import recapture_hint, set_aside, verify_group
 
@@ -247,7 +248,10 @@ def cmd_check_store(args) -> None:
         bad += 1
         print(f"CORRUPT  {model}/{task}: {'; '.join(problems)}")
         if args.set_aside:
+            entry = cache_entry(group)
             print(f"         moved to {set_aside(root, model, task)}")
+            if entry is not None:
+                print(f"         its output cache entry moved to {set_aside_entry(entry)}")
     if bad:
         hint = (
             "run snakemake to capture them again"

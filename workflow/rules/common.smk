@@ -3,6 +3,7 @@ import shlex
 from pathlib import Path
 
 from moemui import __version__ as MOEMUI_VERSION
+from moemui.cache import install as install_cache_guard
 from moemui.config import (
     all_models,
     config_hash,
@@ -21,6 +22,9 @@ try:
     )
 except MoemuiError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+
+# Snakemake's output cache (--cache): two projects storing one entry at once keep one
+install_cache_guard()
 
 MODELS = {m["id"]: m for m in all_models(config)}
 TASKS = {t["id"]: t for t in config["tasks"]}
