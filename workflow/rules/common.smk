@@ -186,7 +186,7 @@ def _incomplete_stamp(model, task):
 
 def get_recapture_mark(wildcards):
     """For a group at its final path that is not complete, a mark that does not exist
-    yet (rule recapture_mark makes it): an input of capture_scores newer than the group,
+    yet (the recapture_mark rule makes it), an input of capture_scores newer than the group,
     so the group is captured again. Otherwise the newest mark made before, if any, so
     that the job's set of inputs stays what it was (no provenance re-run)."""
     model, task = wildcards.model, wildcards.task
