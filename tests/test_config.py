@@ -21,13 +21,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _set(path: str, value):
-    """A mutator that sets ``config[a][b]...`` (``path`` is ``"a.b"``; ints index lists)."""
+    """A mutator setting ``config[a][b]...`` (``path`` is ``"a.b"``; ints index lists;
+    missing mappings are made); a callable ``value`` is called with the test's
+    ``tmp_path``."""
 
     def mutate(config: dict, tmp_path: Path) -> None:
         *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
         node = config
         for part in parents:
-            node = node[part]
+            node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
         node[last] = value(tmp_path) if callable(value) else value
 
     return mutate
@@ -273,7 +275,12 @@ MALFORMED = [
     [pytest.param(m, k, p, id=case) for case, m, k, p in MALFORMED],
 )
 def test_malformed_config_names_the_key(tiny_config, tmp_path, mutate, key, phrase):
-    config = tiny_config()
+    assert_rejected(tiny_config(), tmp_path, mutate, key, phrase)
+
+
+def assert_rejected(config: dict, tmp_path: Path, mutate, key: str, phrase: str) -> None:
+    """``mutate``-d, ``config`` fails validation with a message that starts by naming
+    ``key`` and contains ``phrase``."""
     mutate(config, tmp_path)
     with pytest.raises(MoemuiError) as info:
         validate_config(config)

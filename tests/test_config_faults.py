@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_config import _set, assert_rejected
 
 from moemui import limits
 from moemui.cli import build_parser
@@ -25,20 +26,6 @@ from moemui.errors import MoemuiError
 INT_HINT = "is not of type 'integer'"
 NOT_FINITE = "is not a finite number"
 ABOVE = "is greater than the maximum of"
-
-
-def _set(path: str, value):
-    """A mutator setting ``config[a][b]...`` (``path`` is ``"a.b"``; ints index lists);
-    a callable ``value`` is called with the test's ``tmp_path``."""
-
-    def mutate(config: dict, tmp_path: Path) -> None:
-        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
-        node = config
-        for part in parents:
-            node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
-        node[last] = value(tmp_path) if callable(value) else value
-
-    return mutate
 
 
 def _series(*entries: dict):
@@ -383,13 +370,7 @@ FAULTS = [
     [pytest.param(m, k, p, id=case) for case, m, k, p in FAULTS],
 )
 def test_fault_is_rejected_naming_the_key(tiny_config, tmp_path, mutate, key, phrase):
-    config = tiny_config()
-    mutate(config, tmp_path)
-    with pytest.raises(MoemuiError) as info:
-        validate_config(config)
-    message = str(info.value)
-    assert message.startswith(f"config key '{key}': "), message
-    assert phrase in message, message
+    assert_rejected(tiny_config(), tmp_path, mutate, key, phrase)
 
 
 def test_enough_distinct_faults():

@@ -259,19 +259,25 @@ def _check_unique(values: list[float], key: str) -> None:
                 )
 
 
+def _check_unique_ids(config: dict, section: str, what: str = "id") -> None:
+    """No two entries of ``config[section]`` share an id (naming both)."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(config[section]):
+        if entry["id"] in first:
+            raise MoemuiError(
+                f"config key '{section}[{i}].id': duplicate {what} {entry['id']!r} "
+                f"(also {section}[{first[entry['id']]}])"
+            )
+        first[entry["id"]] = i
+
+
 def _check_semantics(config: dict) -> None:
     from moemui.train import parse_trained
 
     if not config["models"] and not config["series"]:
         raise MoemuiError("config key 'models': no model to measure (models and series are empty)")
-    first_series: dict[str, int] = {}
-    for i, entry in enumerate(config["series"]):
-        if entry["id"] in first_series:
-            raise MoemuiError(
-                f"config key 'series[{i}].id': duplicate series id {entry['id']!r} "
-                f"(also series[{first_series[entry['id']]}])"
-            )
-        first_series[entry["id"]] = i
+    _check_unique_ids(config, "series", "series id")
+    _check_unique_ids(config, "tasks")
     for i, entry in enumerate(config["series"]):
         steps = [c["step"] for c in entry["checkpoints"]]
         for j in range(1, len(steps)):
@@ -293,17 +299,10 @@ def _check_semantics(config: dict) -> None:
                     "series (the checkpoint's directory)"
                 )
     series_ids = {e["id"] for e in config["series"]}
+    task_ids = {t["id"] for t in config["tasks"]}
     for i, model in enumerate(config["models"]):
         if model["id"] in series_ids:
             raise MoemuiError(f"config key 'models[{i}].id': {model['id']!r} is also a series id")
-    seen_tasks: dict[str, int] = {}
-    for i, task in enumerate(config["tasks"]):
-        if task["id"] in seen_tasks:
-            raise MoemuiError(
-                f"config key 'tasks[{i}].id': duplicate id {task['id']!r} "
-                f"(also tasks[{seen_tasks[task['id']]}])"
-            )
-        seen_tasks[task["id"]] = i
     seen_models: dict[str, str] = {}
     for model, id_key, key in _keyed_models(config):
         if model["id"] in seen_models:
@@ -332,7 +331,7 @@ def _check_semantics(config: dict) -> None:
     for i, model in enumerate(config["models"]):
         for task, spec in model["responses"].items():
             key = f"models[{i}].responses.{task}"
-            if task not in seen_tasks:
+            if task not in task_ids:
                 raise MoemuiError(f"config key '{key}': unknown task {task!r}")
             _check_input_path(spec.partition(":")[2], key, tilde=True)
             path = Path(spec.partition(":")[2]).expanduser()
