@@ -64,6 +64,44 @@ def snakemake_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "snakemake"]
 
 
+def snakemake_env() -> dict[str, str]:
+    """The environment the workflow runs in: offline, this interpreter's scripts first
+    (the rules call `moemui`)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def workflow_command(workdir: Path, *args: str, cores: int = 2) -> list[str]:
+    """``snakemake`` on the repository's workflow in ``workdir`` with its config.yaml."""
+    return [
+        *snakemake_command(),
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+        *args,
+    ]
+
+
+def spawn_workflow(workdir: Path, *args: str, cores: int = 2) -> subprocess.Popen:
+    """Start the workflow in ``workdir`` in a session of its own (output discarded), so
+    that a test can SIGKILL its whole process group."""
+    return subprocess.Popen(
+        workflow_command(workdir, *args, cores=cores),
+        cwd=workdir,
+        env=snakemake_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
     """Run the repository's workflow in ``workdir`` on ``workdir/config.yaml``.
@@ -73,10 +111,7 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
     with ``workdir`` as its working directory, so nothing is written into the repository.
     ``cores`` is passed as ``--cores``; ``extra_env`` adds or replaces environment variables.
     """
-    env = dict(os.environ)
-    # The rules call `moemui`: make this interpreter's scripts directory come first.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["HF_HUB_OFFLINE"] = "1"
+    env = snakemake_env()
 
     def run(
         workdir: Path,
@@ -86,20 +121,8 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
         workdir = Path(workdir)
-        cmd = [
-            *snakemake_command(),
-            "--snakefile",
-            str(SNAKEFILE),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(workdir / "config.yaml"),
-            "--cores",
-            str(cores),
-            *args,
-        ]
         return subprocess.run(
-            cmd,
+            workflow_command(workdir, *args, cores=cores),
             cwd=workdir,
             env={**env, **(extra_env or {})},
             stdout=subprocess.PIPE,

@@ -277,7 +277,7 @@ def test_killed_workflow_reports_its_lock_and_reruns_to_the_same_results(
     """SIGKILL the whole snakemake run while it captures: the next run reports the stale
     lock instead of trusting it; after --unlock, a re-run finishes what was left and gives
     the tables and store of an uninterrupted run."""
-    from conftest import SNAKEFILE, snakemake_command
+    from conftest import spawn_workflow
 
     config = tiny_config(models=[{"id": "olmoe-tiny", "source": "builtin:olmoe_tiny"}])
     clean, killed = tmp_path / "clean", tmp_path / "killed"
@@ -286,26 +286,7 @@ def test_killed_workflow_reports_its_lock_and_reruns_to_the_same_results(
         write_config(workdir, config)
     assert run_snakemake(clean).returncode == 0
 
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
-    proc = subprocess.Popen(
-        [
-            *snakemake_command(),
-            "--snakefile",
-            str(SNAKEFILE),
-            "--directory",
-            str(killed),
-            "--configfile",
-            str(killed / "config.yaml"),
-            "--cores",
-            "2",
-        ],
-        cwd=killed,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = spawn_workflow(killed)
     store = killed / "results" / "activations.zarr"
     _wait_for(lambda: any(p.is_dir() for p in partial_dir(store).glob("*/*")), proc, timeout=300)
     _kill(proc)

@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -89,32 +87,11 @@ def test_a_killed_forced_recapture_is_finished_by_rerun_incomplete(workdir, run_
     """SIGKILL snakemake (its whole process group) during a forced capture: Snakemake
     removed the group before the job started; --unlock and --rerun-incomplete re-make
     it, although every table is up to date."""
-    from conftest import SNAKEFILE, snakemake_command
+    from conftest import spawn_workflow
 
     log = workdir / "results" / "logs" / "capture_scores" / MODEL / f"{TASK}.log"
     log.unlink()
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
-    proc = subprocess.Popen(
-        [
-            *snakemake_command(),
-            "--snakefile",
-            str(SNAKEFILE),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(workdir / "config.yaml"),
-            "--cores",
-            "1",
-            "--forcerun",
-            "capture_scores",
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = spawn_workflow(workdir, "--forcerun", "capture_scores", cores=1)
     start = time.monotonic()
     while not (log.exists() and log.stat().st_size > 0):
         assert proc.poll() is None, "snakemake ended before the capture started"

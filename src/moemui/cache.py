@@ -23,8 +23,9 @@ import errno
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
+
+from moemui.io import claim_dated_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,8 @@ def set_aside_entry(entry: str | os.PathLike) -> Path:
     """Move a cache entry to ``<cache>/.set-aside/<entry>.<UTC time>`` (kept, never
     replaced) so that the cache no longer serves it; return where it went."""
     entry = Path(entry)
-    aside_dir = entry.parent / SET_ASIDE_DIR
-    aside_dir.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = aside_dir / f"{entry.name}.{stamp}"
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = aside_dir / f"{entry.name}.{stamp}.{n}"
-    os.rename(entry, aside)
+    aside = claim_dated_dir(entry.parent / SET_ASIDE_DIR, entry.name)
+    os.rename(entry, aside)  # a directory onto the empty one just claimed
     log.warning("set aside the output cache entry %s as %s", entry, aside)
     return aside
 

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,22 @@ def replace_surrogates(text: str) -> tuple[str, int]:
     """``text`` with every lone surrogate replaced by U+FFFD, and how many there were:
     for text given to a tokenizer, which cannot take them."""
     return SURROGATE.subn("\ufffd", text)
+
+
+def claim_dated_dir(parent: str | os.PathLike, name: str) -> Path:
+    """Create and return a new empty directory ``parent/name.<UTC time>[.n]``, a name no
+    one else holds (``os.mkdir`` claims it), for something to be moved onto with one
+    rename; an earlier directory of that name is never replaced."""
+    base = Path(parent) / f"{name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    claimed, n = base, 0
+    while True:
+        try:
+            os.mkdir(claimed)
+            return claimed
+        except FileExistsError:
+            n += 1
+            claimed = base.with_name(f"{base.name}.{n}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -35,7 +35,7 @@ import xarray as xr
 import zarr
 
 from moemui.errors import MoemuiError
-from moemui.io import atomic_write_text, naming_os_errors
+from moemui.io import atomic_write_text, claim_dated_dir, naming_os_errors
 
 if TYPE_CHECKING:
     from moemui.adapters import Geometry
@@ -783,17 +783,7 @@ def set_aside(root: str | os.PathLike, model: str, task: str) -> Path:
     kept); return where. The workflow then sees the group as missing and captures it
     again. The one function that moves a group; readers only check."""
     path = Path(root) / model / task
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = set_aside_dir(root) / model / f"{task}.{stamp}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    aside, n = base, 0
-    while True:
-        try:
-            os.mkdir(aside)  # claim the name: never replace an earlier copy
-            break
-        except FileExistsError:
-            n += 1
-            aside = base.with_name(f"{base.name}.{n}")
+    aside = claim_dated_dir(set_aside_dir(root) / model, task)
     os.replace(path, aside)  # a directory onto an empty one
     return aside
 
