@@ -772,8 +772,16 @@ def verify_read(name: str, dims: tuple[str, ...], attrs: dict, values: np.ndarra
     """Check a whole array as read against its digest; raise :class:`CorruptGroupError`
     naming it on a mismatch (a group without digests is refused before, by
     :func:`group_problems`; an array without one, e.g. built in memory, passes)."""
+    digest = Digest(tuple(dims))
+    digest.add((0,) * values.ndim, values)
+    check_digest(name, digest, attrs)
+
+
+def check_digest(name: str, digest: Digest, attrs: dict) -> None:
+    """Raise :class:`CorruptGroupError` naming array ``name`` when its ``attrs`` record a
+    digest other than ``digest`` (accumulated from what was read)."""
     want = attrs.get(DIGEST_ATTR)
-    if want is not None and digest_of(tuple(dims), values) != want:
+    if want is not None and digest.hex() != want:
         raise CorruptGroupError(f"array {name!r} does not match its digest (values changed)")
 
 

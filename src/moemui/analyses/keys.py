@@ -27,7 +27,7 @@ import xarray as xr
 from moemui.errors import MoemuiError
 from moemui.io import atomic_write
 from moemui.metrics import k_for, thetas
-from moemui.store import DIGEST_ATTR, CorruptGroupError, Digest, verify_read
+from moemui.store import CorruptGroupError, Digest, check_digest, verify_read
 
 #: The format of a saved :class:`GroupKeys`; a file of another format is refused.
 KEYS_FORMAT = 1
@@ -219,15 +219,9 @@ class GroupKeys:
                     s = score[b, j]
                     level = (theta[:, b, pos] > s).sum(axis=0).astype(np.uint8)
                     parts.append((b + start, j + pos * n_exp * n_neu, level))
-            for name, var, digest in (
-                (score_name, score_var, score_digest),
-                (top_name, top_var, top_digest),
-            ):
-                want = var.attrs.get(DIGEST_ATTR)
-                if verify and want is not None and digest.hex() != want:
-                    raise CorruptGroupError(
-                        f"array {name!r} does not match its digest (values changed)"
-                    )
+            if verify:
+                check_digest(score_name, score_digest, score_var.attrs)
+                check_digest(top_name, top_digest, top_var.attrs)
             if parts:
                 sample = np.concatenate([p[0] for p in parts])
                 index = np.concatenate([p[1] for p in parts]).astype(index_type)
