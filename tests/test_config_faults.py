@@ -10,6 +10,7 @@ outputs untouched.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 from pathlib import Path
@@ -68,6 +69,7 @@ def _responses(name: str):
 
 
 NAN, INF = float("nan"), float("inf")
+CONTEXT_4 = '{"model_type": "olmoe", "max_position_embeddings": 4}'
 
 # (case id, mutator, the key the message must name, a phrase the message must contain)
 FAULTS = [
@@ -362,6 +364,51 @@ FAULTS = [
         "models[1].chat_template_kwargs.today",
         "is a YAML date",
     ),
+    # ---- response budgets that fill a model's whole context (generation would fail) ---
+    (
+        "budget-fills-builtin-context",
+        _set("generation.max_new_tokens", 512),
+        "generation.max_new_tokens",
+        "512 new tokens leave no room for the prompt of task 'arithmetic' in the context "
+        "of model 'olmoe-tiny' (512 positions); use at most 511",
+    ),
+    (
+        "task-budget-fills-context",
+        _set("tasks.1.max_new_tokens", 600),
+        "tasks[1].max_new_tokens",
+        "of task 'boolean' in the context of model 'olmoe-tiny' (512 positions)",
+    ),
+    (
+        "model-budget-fills-context",
+        _set("models.1.max_new_tokens", 4096),
+        "models[1].max_new_tokens",
+        "in the context of model 'qwen2moe-tiny' (512 positions)",
+    ),
+    (
+        "series-budget-fills-trained-context",
+        _series({**_trained_series(), "max_new_tokens": 128}),
+        "series[0].max_new_tokens",
+        "in the context of model 'ser-step150' (128 positions); use at most 127",
+    ),
+    (
+        "budget-fills-local-checkpoint-context",
+        _set(
+            "models.0.source",
+            lambda tmp: str(Path(_file("ckpt/config.json", CONTEXT_4)(tmp)).parent),
+        ),
+        "generation.max_new_tokens",
+        "4 new tokens leave no room for the prompt of task 'arithmetic' in the context of "
+        "model 'olmoe-tiny' (4 positions)",
+    ),
+    (
+        "ablation-budget-fills-context",
+        _set(
+            "analyses.ablation",
+            {"cells": [{"model": "olmoe-tiny", "task": "arithmetic"}], "max_new_tokens": 512},
+        ),
+        "analyses.ablation.max_new_tokens",
+        "in the context of model 'olmoe-tiny' (cells[0], 512 positions)",
+    ),
 ]
 
 
@@ -403,7 +450,11 @@ def test_values_at_the_limits_are_accepted(tiny_config):
     config["generation"] = {"batch_size": limits.MAX_BATCH, "max_new_tokens": limits.MAX_NEW_TOKENS}
     config["thresholds"] = [0.001, 0.00101]  # 1e-5 apart: more than np.isclose's 2e-8
     config["analyses"] = {"rho": [0.0, 0.5], "diversity": {"draws": limits.MAX_DRAWS}}
+    config["models"] = [{"id": "hub", "source": "example-org/not-in-the-cache"}]
+    validate_config(config)  # the context of a Hub model not downloaded is not known
+    config = tiny_config()
     config["models"][0]["source"] = "trained:olmoe_v1@200"
+    config["generation"]["max_new_tokens"] = 127  # the trained recipes' context is 128
     validate_config(config)
 
 
@@ -450,6 +501,53 @@ def test_cli_arguments_share_the_bounds(argv, capsys):
 
 
 # --------------------------------------------------------------------------------------
+# Local benchmark datasets: read by the workflow's main process, as make_task would
+# --------------------------------------------------------------------------------------
+
+ARC = Path(__file__).parent / "fixtures" / "benchmarks" / "arc"  # 3 test rows, 2 train
+
+
+@pytest.mark.parametrize(
+    ("task", "key", "phrase"),
+    [
+        ({"n": 4}, "tasks[1].n", "4 but {path} gives only 3 samples of arc_challenge"),
+        (
+            {"params": {"k_shot": 3, "fewshot_split": "train"}},
+            "tasks[1].params.k_shot",
+            "k_shot=3 but split 'train' has 2 rows",
+        ),
+        (
+            {"path": "BROKEN"},
+            "tasks[1].path",
+            "row 0 (arc_challenge/q1) does not fit the allenai/ai2_arc schema",
+        ),
+    ],
+    ids=["n-beyond-rows", "k-shot-beyond-split", "row-off-schema"],
+)
+def test_local_benchmark_read_before_any_job(tiny_config, tmp_path, task, key, phrase):
+    broken = tmp_path / "arc" / "ARC-Challenge" / "test.jsonl"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"id": "q1", "question": "?"}\n', encoding="utf-8")
+    path = str(tmp_path / "arc") if task.get("path") == "BROKEN" else str(ARC)
+    entry = {"id": "arc", "source": "hf:arc_challenge", **task, "path": path}
+    config = tiny_config()
+    config["tasks"][1] = entry
+    validate_config(copy.deepcopy(config))  # a job's process does not read the data
+    with pytest.raises(MoemuiError) as info:
+        validate_config(config, read_data=True)
+    message = str(info.value)
+    assert message.startswith(f"config key '{key}': "), message
+    assert phrase.format(path=path) in message, message
+
+
+def test_local_benchmark_that_fits_is_accepted(tiny_config):
+    config = tiny_config()
+    config["tasks"][1] = {"id": "arc", "source": "hf:arc_challenge", "n": 3, "path": str(ARC)}
+    config["tasks"][1]["params"] = {"k_shot": 2, "fewshot_split": "train"}
+    validate_config(config, read_data=True)
+
+
+# --------------------------------------------------------------------------------------
 # Through the workflow: a config mistake deletes nothing
 # --------------------------------------------------------------------------------------
 
@@ -493,6 +591,8 @@ def test_bad_config_leaves_a_finished_run_untouched(write_config, run_snakemake,
     def task(**change):
         return {**good, "tasks": [{**good["tasks"][0], **change}]}
 
+    arc = {"id": "arc", "source": "hf:arc_challenge", "path": str(ARC)}  # 3 samples
+
     bad = [
         (task(n=64.0), "config key 'tasks[0].n': 64.0 is not of type 'integer'"),
         ({**good, "generation": {"max_new_tokens": 8.0}}, "'generation.max_new_tokens'"),
@@ -508,6 +608,14 @@ def test_bad_config_leaves_a_finished_run_untouched(write_config, run_snakemake,
                 ],
             },
             "config key 'series[1].id': duplicate series id 's'",
+        ),
+        (
+            {**good, "generation": {"max_new_tokens": 512}},
+            "config key 'generation.max_new_tokens': 512 new tokens leave no room",
+        ),
+        (
+            {**good, "tasks": [*good["tasks"], {**arc, "n": 4}]},
+            "config key 'tasks[1].n': 4 but",
         ),
     ]
     for config, message in bad:

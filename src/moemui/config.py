@@ -110,8 +110,15 @@ def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
         return yaml.safe_load(fh)
 
 
-def validate_config(config: dict, schema: dict | None = None) -> dict:
+def validate_config(config: dict, schema: dict | None = None, read_data: bool = False) -> dict:
     """Validate ``config`` in place, filling defaults; return it.
+
+    Every check that needs no file runs always, and so does the one of each response
+    budget against its model's context (read from a recipe, a local ``config.json`` or
+    the Hugging Face cache). With ``read_data``, benchmark tasks with a local ``path``
+    are also materialised in memory, as their ``make_task`` job would, so that ``n``,
+    ``k_shot`` and rows that do not fit the benchmark's schema fail here, before any
+    job (the workflow does this in its main process only).
 
     Raises
     ------
@@ -139,6 +146,9 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
             message += f" (write {int(err.instance)}, without a decimal point)"
         raise MoemuiError(f"config key '{_key(path)}': {message}")
     _check_semantics(config)
+    _check_contexts(config)
+    if read_data:
+        _check_local_benchmarks(config)
     return config
 
 
@@ -431,3 +441,114 @@ def _check_analyses(config: dict) -> None:
         if pair in seen:
             raise MoemuiError(f"config key '{key}': duplicate cell (also cells[{seen[pair]}])")
         seen[pair] = i
+
+
+def model_context(model: dict) -> int | None:
+    """A model's context (``max_position_embeddings`` of its config, as generation reads
+    it), where it can be known without a download: from a builtin or trained recipe, a
+    local directory's ``config.json``, or a Hub config already in the Hugging Face
+    cache; None otherwise."""
+    source = parse_source(model["source"], model["id"])
+    if source.kind == "builtin":
+        from moemui.recipes import recipe_config
+
+        return getattr(recipe_config(source.ref), "max_position_embeddings", None)
+    if source.kind == "trained":
+        from moemui.train import model_config, parse_trained, trained_recipe
+
+        config = model_config(trained_recipe(parse_trained(source.ref)[0]))
+        return getattr(config, "max_position_embeddings", None)
+    if source.kind == "local":
+        file = Path(source.ref).expanduser() / "config.json"
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(
+                source.ref, "config.json", revision=model.get("revision") or "main"
+            )
+        except Exception:  # noqa: BLE001 - no cache, an odd id: the job will tell
+            return None
+        if not isinstance(found, str):
+            return None
+        file = Path(found)
+    try:
+        value = json.loads(file.read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _budget_key(config: dict, model: dict, task: int) -> tuple[int, str]:
+    """The response budget of a model on ``config['tasks'][task]`` and the config key
+    that sets it (the model's own, else the task's, else generation's)."""
+    if "max_new_tokens" in model:
+        if "series" in model:
+            i = next(i for i, s in enumerate(config["series"]) if s["id"] == model["series"])
+            return model["max_new_tokens"], f"series[{i}].max_new_tokens"
+        i = next(i for i, m in enumerate(config["models"]) if m["id"] == model["id"])
+        return model["max_new_tokens"], f"models[{i}].max_new_tokens"
+    entry = config["tasks"][task]
+    if "max_new_tokens" in entry:
+        return entry["max_new_tokens"], f"tasks[{task}].max_new_tokens"
+    return config["generation"]["max_new_tokens"], "generation.max_new_tokens"
+
+
+def _check_contexts(config: dict) -> None:
+    """No response budget fills a model's whole context: generation would leave no room
+    for the prompt and fail (the ablation's budget too, for its cells' models)."""
+    contexts: dict[str, int | None] = {}
+    models = all_models(config)
+    for model in models:
+        contexts[model["id"]] = model_context(model)
+    for model in models:
+        limit = contexts[model["id"]]
+        if limit is None:
+            continue
+        for t, task in enumerate(config["tasks"]):
+            if task["id"] in model.get("responses", {}):
+                continue  # imported, not generated
+            budget, key = _budget_key(config, model, t)
+            if budget >= limit:
+                raise MoemuiError(
+                    f"config key '{key}': {budget} new tokens leave no room for the prompt "
+                    f"of task {task['id']!r} in the context of model {model['id']!r} "
+                    f"({limit} positions); use at most {limit - 1}"
+                )
+    ablation = config["analyses"]["ablation"]
+    for i, cell in enumerate(ablation["cells"]):
+        limit = contexts.get(cell["model"])
+        if limit is not None and ablation["max_new_tokens"] >= limit:
+            raise MoemuiError(
+                f"config key 'analyses.ablation.max_new_tokens': {ablation['max_new_tokens']} "
+                f"new tokens leave no room for the prompt in the context of model "
+                f"{cell['model']!r} (cells[{i}], {limit} positions); use at most {limit - 1}"
+            )
+
+
+def _check_local_benchmarks(config: dict) -> None:
+    """Benchmark tasks read from a local ``path`` materialise as their job would: the
+    rows fit the schema, ``k_shot`` examples exist, ``n`` samples exist."""
+    from moemui.benchmarks import make_benchmark
+
+    for i, task in enumerate(config["tasks"]):
+        scheme, _, name = task["source"].partition(":")
+        if scheme != "hf" or "path" not in task:
+            continue
+        key = f"tasks[{i}]"
+        try:
+            total = len(
+                make_benchmark(
+                    name, None, task.get("seed", 0), task.get("params"), task["path"], task["id"]
+                )
+            )
+        except MoemuiError as err:
+            sub = ".params.k_shot" if "k_shot=" in str(err) else ".path"
+            raise MoemuiError(
+                f"config key '{key}{sub}': task {task['id']!r} from {task['path']}: {err}"
+            ) from None
+        if "n" in task and task["n"] > total:
+            raise MoemuiError(
+                f"config key '{key}.n': {task['n']} but {task['path']} gives only {total} "
+                f"samples of {name} with these params"
+            )

@@ -17,8 +17,12 @@ from moemui.sources import parse_source
 from moemui.train import checkpoint_dir, parse_trained, recipe_spec
 
 try:
+    # The main process also reads local benchmark datasets (as their make_task jobs
+    # will), so that their mistakes fail here; the jobs' processes skip that read.
     validate_config(
-        config, load_schema(workflow.source_path("../schemas/config.schema.yaml"))
+        config,
+        load_schema(workflow.source_path("../schemas/config.schema.yaml")),
+        read_data=workflow.is_main_process,
     )
 except MoemuiError as err:
     raise WorkflowError(f"invalid config: {err}") from None
