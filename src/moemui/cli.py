@@ -21,6 +21,7 @@ from moemui.limits import (
     MAX_NEW_TOKENS,
     MAX_SAMPLES,
     MAX_SEED,
+    MAX_SHARDS,
     MAX_TOP_EXPERTS,
 )
 
@@ -63,6 +64,22 @@ _BATCH = _int_in(1, MAX_BATCH)
 _NEW_TOKENS = _int_in(1, MAX_NEW_TOKENS)
 _SAMPLES = _int_in(1, MAX_SAMPLES)
 _SEED = _int_in(0, MAX_SEED)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """An argparse type: a shard ``I/N`` (or ``I-of-N``), 1 <= I <= N <= MAX_SHARDS."""
+    from moemui.shards import parse_shard
+
+    try:
+        index, count = parse_shard(text)
+    except MoemuiError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if count > MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"{count} shards: at most {MAX_SHARDS}")
+    return index, count
+
+
+_shard.__name__ = "shard"
 
 
 def _csv_list(text: str) -> list[str]:
@@ -151,6 +168,7 @@ def cmd_generate(args) -> None:
         reasoning=args.reasoning,
         template_kwargs=args.chat_template_kwargs,
         imported=args.import_responses,
+        shard=args.shard,
     )
 
 
@@ -173,6 +191,25 @@ def cmd_capture(args) -> None:
         keep=args.keep,
         tokens=args.tokens,
         attrs=args.attrs,
+        shard=args.shard,
+    )
+
+
+def cmd_gather_responses(args) -> None:
+    from moemui.shards import gather_responses
+
+    gather_responses(args.tasks, args.parts, args.out)
+
+
+def cmd_gather_store(args) -> None:
+    from moemui.progress import progress
+    from moemui.shards import gather_store
+
+    gather_store(
+        args.tasks,
+        args.parts,
+        args.out,
+        progress=lambda blocks: progress(blocks, desc=f"gather {args.out}", unit="block"),
     )
 
 
@@ -501,6 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FORMAT:PATH",
         help="read responses made elsewhere instead of generating: jsonl:PATH or lm-eval:PATH",
     )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="only shard I of N: a contiguous range of the task's samples (default: all)",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("capture", help="capture contribution scores into the store")
@@ -537,6 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attrs", type=_json_object, default="{}", help="extra group attributes, as JSON"
     )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="only shard I of N: a contiguous range of the task's samples (default: all)",
+    )
     p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser(
@@ -546,6 +597,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", type=_THRESHOLD, nargs="+", required=True)
     p.add_argument("--out", required=True, help="the key-neuron file to write (.npz)")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser(
+        "gather-responses", help="join the responses of a cell's shards into one file"
+    )
+    p.add_argument("--tasks", required=True, help="the task's JSONL file")
+    p.add_argument("--parts", nargs="+", required=True, help="every shard's responses file")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_gather_responses)
+
+    p = sub.add_parser("gather-store", help="join the store groups of a cell's shards")
+    p.add_argument("--tasks", required=True, help="the task's JSONL file")
+    p.add_argument(
+        "--parts", nargs="+", required=True, help="every shard's group, .../I-of-N/.../STORE/m/t"
+    )
+    p.add_argument("--out", required=True, help="the group directory: STORE/{model}/{task}")
+    p.set_defaults(func=cmd_gather_store)
 
     p = sub.add_parser("mui", help="MUI of one store group at thresholds")
     p.add_argument(

@@ -20,6 +20,10 @@ MAX_BATCH = 65_536
 #: context of any current model; a budget beyond the model's context fails in the job.
 MAX_NEW_TOKENS = 1_048_576
 
+#: Shards of a task (``tasks[].shards``): one job per shard and stage, each a Slurm job;
+#: 4,096 is past any cluster's GPUs for one task (a 14,042-sample MMLU in shards of 4).
+MAX_SHARDS = 4_096
+
 #: Every seed (``models[].seed``, ``tasks[].seed``, ``analyses.diversity.seed``,
 #: ``analyses.ablation.seeds``): 2^32 - 1, within every generator the code seeds
 #: (torch.manual_seed: < 2^64; the ablation table's Int64 seed column: < 2^63).

@@ -62,12 +62,14 @@ def generate_task(
     reasoning: str = "none",
     template_kwargs: dict | None = None,
     imported: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> float:
     """Greedy responses of model ``model_id`` to a task file; return the accuracy.
 
     ``imported`` (``jsonl:<path>`` or ``lm-eval:<path>``): read the responses made
-    elsewhere instead of generating (:mod:`moemui.imports`); only the tokenizer loads."""
-    samples = read_jsonl(tasks)
+    elsewhere instead of generating (:mod:`moemui.imports`); only the tokenizer loads.
+    ``shard`` ``(index, count)``: only that shard's samples (:func:`moemui.shards.shard_range`)."""
+    samples = _shard_of(read_jsonl(tasks), shard, f"task file {tasks}")
     if imported:
         from moemui.imports import import_responses
 
@@ -118,6 +120,16 @@ def generate_task(
 SCORED_TOKENS: tuple[str, ...] = ("all", "answer")
 
 
+def _shard_of(items: list, shard: tuple[int, int] | None, what: str) -> list:
+    """The items of shard ``(index, count)``, all of them without one."""
+    if shard is None:
+        return items
+    from moemui.shards import shard_range
+
+    start, stop = shard_range(len(items), *shard, what)
+    return items[start:stop]
+
+
 def scored_split(record: dict, tokens: str = "all") -> tuple[list[int], list[int]]:
     """(context, scored response) ids of a responses record: the prompt and the whole
     response (``all``), or the prompt with the response up to the final answer, and the
@@ -149,8 +161,12 @@ def capture_task(
     device_map: str | None = None,
     keep: str = "key",
     tokens: str = "all",
+    shard: tuple[int, int] | None = None,
 ) -> Path:
     """Score every response of a model on a task and publish its store group at ``out``.
+
+    ``shard`` ``(index, count)``: only that shard's samples, in a group whose ``shard``
+    attribute records the range (:mod:`moemui.shards`; the gather drops it).
 
     ``keep``: ``key`` stores only the scores that can be key at a threshold <=
     ``max_threshold`` (:func:`moemui.store.retain`), ``all`` every score.
@@ -170,6 +186,15 @@ def capture_task(
     ids = [s["id"] for s in samples]
     if [r["id"] for r in records] != ids:
         raise MoemuiError(f"{responses}: sample ids differ from the task file {tasks}; re-generate")
+    shard_attr = {}
+    if shard is not None:
+        from moemui.shards import SHARD_ATTR, shard_range
+
+        start, stop = shard_range(len(ids), *shard, f"task file {tasks}")
+        ids, records = ids[start:stop], records[start:stop]
+        shard_attr = {
+            SHARD_ATTR: {"index": shard[0], "count": shard[1], "start": start, "stop": stop}
+        }
     model, _ = load_model(
         source, model_id, revision, dtype, device, False, trust_remote_code, device_map
     )
@@ -197,6 +222,7 @@ def capture_task(
             "geometry": geometry.as_dict(),
             "package_versions": package_versions(),
             **(attrs or {}),
+            **shard_attr,
         }
         writer = StoreWriter(out, geometry, ids, tuple(variants), k_top, meta, keep=keep)
         try:

@@ -510,6 +510,32 @@ class StoreWriter:
                     shares[start + i] = digest.block((start + i, 0), value[i : i + 1])
             self._written[start:stop] = True
 
+    @property
+    def arrays(self) -> dict[str, zarr.Array]:
+        """The group's arrays whose first dimension is the sample, by name."""
+        return dict(self._arrays)
+
+    def write_block(
+        self, name: str, start: int, values: np.ndarray, layer: int | None = None
+    ) -> None:
+        """Write final values (already retained) of one array: samples ``start ..
+        start + len(values) - 1``, all layers or, with ``layer``, that one (``values``
+        then has a layer axis of length 1). The gather of shards writes through this;
+        each (sample, layer) must be written once."""
+        with naming_os_errors(self.path):
+            arr = self._arrays[name]
+            values = np.ascontiguousarray(values, dtype=arr.dtype)
+            stop = start + len(values)
+            if layer is None:
+                arr[start:stop] = values
+            else:
+                arr[start:stop, layer : layer + 1] = values
+            digest, shares = Digest(arr.metadata.dimension_names), self._digests[name]
+            for i in range(len(values)):
+                at = (start + i,) if arr.ndim == 1 else (start + i, layer or 0)
+                shares[start + i] += digest.block(at, values[i : i + 1])
+            self._written[start:stop] = True
+
     def publish(self) -> Path:
         """Mark the group complete and move it into place; return its final path."""
         with naming_os_errors(self.path):
