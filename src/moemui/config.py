@@ -379,6 +379,12 @@ def _check_semantics(config: dict) -> None:
             )
         elif task.get("params"):
             raise MoemuiError(f"config key '{key}.params': only builtin tasks take params")
+        known = task.get("n") or (_count_rows(ref) if scheme == "jsonl" else None)
+        if known is not None and task["shards"] > known:
+            raise MoemuiError(
+                f"config key '{key}.shards': {task['shards']} shards but the task has "
+                f"{known} samples (each shard needs one)"
+            )
     _check_unique(config["thresholds"], "thresholds")
     _check_unique(config["analyses"]["rho"], "analyses.rho")
     for i, rho in enumerate(config["analyses"]["rho"]):
@@ -551,4 +557,9 @@ def _check_local_benchmarks(config: dict) -> None:
             raise MoemuiError(
                 f"config key '{key}.n': {task['n']} but {task['path']} gives only {total} "
                 f"samples of {name} with these params"
+            )
+        if task["shards"] > min(total, task.get("n", total)):
+            raise MoemuiError(
+                f"config key '{key}.shards': {task['shards']} shards but {task['path']} "
+                f"gives {min(total, task.get('n', total))} samples (each shard needs one)"
             )

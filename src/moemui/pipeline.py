@@ -69,7 +69,7 @@ def generate_task(
     ``imported`` (``jsonl:<path>`` or ``lm-eval:<path>``): read the responses made
     elsewhere instead of generating (:mod:`moemui.imports`); only the tokenizer loads.
     ``shard`` ``(index, count)``: only that shard's samples (:func:`moemui.shards.shard_range`)."""
-    samples = _shard_of(read_jsonl(tasks), shard, f"task file {tasks}")
+    samples = read_jsonl(tasks)
     if imported:
         from moemui.imports import import_responses
 
@@ -82,13 +82,15 @@ def generate_task(
             trust_remote_code,
             reasoning,
             template_kwargs,
-        )
+        )  # an import file covers the whole task: read it all, keep the shard's
+        records = _shard_of(records, shard, f"task file {tasks}")
     else:
         import torch
 
         from moemui.generate import generate_responses
         from moemui.sources import load_model
 
+        samples = _shard_of(samples, shard, f"task file {tasks}")
         torch.manual_seed(0)
         model, tokenizer = load_model(
             source, model_id, revision, dtype, device, True, trust_remote_code, device_map

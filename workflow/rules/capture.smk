@@ -8,6 +8,29 @@ rule recapture_mark:
         "../../envs/tables.yaml"
 
 
+# What a cell's store group depends on: the params of capture_scores, of each shard's
+# capture_shard, and of gather_store (so that a change re-makes a gathered group).
+CAPTURE_PARAMS = dict(
+    source=get_model_source,
+    revision=lambda wc: MODELS[wc.model]["revision"],
+    dtype=lambda wc: MODELS[wc.model]["dtype"],
+    load=get_load_flags,
+    variants=",".join(config["capture"]["variants"]),
+    target=config["capture"]["target"],
+    max_threshold=config["capture"]["max_threshold"],
+    batch_size=config["capture"]["batch_size"],
+    invariant=(
+        "--batch-invariant"
+        if config["capture"]["batch_invariant"]
+        else "--no-batch-invariant"
+    ),
+    keep=config["capture"]["keep"],
+    tokens=config["capture"]["tokens"],
+    attrs=get_store_attrs,
+    version=MOEMUI_VERSION,
+)
+
+
 rule capture_scores:
     input:
         model=get_model_dir,
@@ -18,28 +41,14 @@ rule capture_scores:
         directory("results/activations.zarr/{model}/{task}"),
     log:
         "results/logs/capture_scores/{model}/{task}.log",
+    wildcard_constraints:
+        task=one_of(UNSHARDED),
     cache: "omit-software"
     conda:
         "../../envs/model.yaml"
     threads: 1
     params:
-        source=get_model_source,
-        revision=lambda wc: MODELS[wc.model]["revision"],
-        dtype=lambda wc: MODELS[wc.model]["dtype"],
-        load=get_load_flags,
-        variants=",".join(config["capture"]["variants"]),
-        target=config["capture"]["target"],
-        max_threshold=config["capture"]["max_threshold"],
-        batch_size=config["capture"]["batch_size"],
-        invariant=(
-            "--batch-invariant"
-            if config["capture"]["batch_invariant"]
-            else "--no-batch-invariant"
-        ),
-        keep=config["capture"]["keep"],
-        tokens=config["capture"]["tokens"],
-        attrs=get_store_attrs,
-        version=MOEMUI_VERSION,
+        **CAPTURE_PARAMS,
     shell:
         """
         moemui --threads {threads} capture --model-id {wildcards.model:q} \

@@ -1,4 +1,5 @@
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -33,6 +34,21 @@ install_cache_guard()
 MODELS = {m["id"]: m for m in all_models(config)}
 TASKS = {t["id"]: t for t in config["tasks"]}
 CELLS = [(m, t) for m in MODELS for t in TASKS]
+# Tasks split into shards (tasks[].shards > 1): their cells are generated and captured
+# shard by shard (workflow/rules/shards.smk) and gathered; the others in one job each.
+SHARDED = sorted(t for t, spec in TASKS.items() if spec["shards"] > 1)
+UNSHARDED = sorted(t for t in TASKS if t not in SHARDED)
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly ``names`` (none: a regex matching nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def task_spec(task_id):
+    """What makes a task's samples: its config entry without ``shards``, which only
+    splits the work (changing it does not re-make the task or change any hash)."""
+    return {k: v for k, v in TASKS[task_id].items() if k != "shards"}
 
 
 def _model_paths(model):
@@ -146,7 +162,7 @@ def get_cell_hash(wildcards):
     return config_hash(
         {
             "model": MODELS[wildcards.model],
-            "task": TASKS[wildcards.task],
+            "task": task_spec(wildcards.task),
             "generation": config["generation"],
             "capture": config["capture"],
         }

@@ -1,3 +1,19 @@
+# What a cell's responses depend on: the params of generate_responses, of each shard's
+# generate_shard, and of gather_responses (so that a change re-makes a gathered file).
+GENERATE_PARAMS = dict(
+    source=get_model_source,
+    revision=lambda wc: MODELS[wc.model]["revision"],
+    dtype=lambda wc: MODELS[wc.model]["dtype"],
+    load=get_load_flags,
+    batch_size=config["generation"]["batch_size"],
+    max_new_tokens=get_max_new_tokens,
+    reasoning=lambda wc: MODELS[wc.model]["reasoning"],
+    template_kwargs=get_template_kwargs,
+    imported=get_import_flag,
+    version=MOEMUI_VERSION,
+)
+
+
 rule generate_responses:
     input:
         model=get_model_dir,
@@ -7,21 +23,14 @@ rule generate_responses:
         "results/responses/{model}/{task}.jsonl",
     log:
         "results/logs/generate_responses/{model}/{task}.log",
+    wildcard_constraints:
+        task=one_of(UNSHARDED),
     cache: "omit-software"
     conda:
         "../../envs/model.yaml"
     threads: 1
     params:
-        source=get_model_source,
-        revision=lambda wc: MODELS[wc.model]["revision"],
-        dtype=lambda wc: MODELS[wc.model]["dtype"],
-        load=get_load_flags,
-        batch_size=config["generation"]["batch_size"],
-        max_new_tokens=get_max_new_tokens,
-        reasoning=lambda wc: MODELS[wc.model]["reasoning"],
-        template_kwargs=get_template_kwargs,
-        imported=get_import_flag,
-        version=MOEMUI_VERSION,
+        **GENERATE_PARAMS,
     shell:
         """
         moemui --threads {threads} generate --model-id {wildcards.model:q} \

@@ -10,7 +10,7 @@ rule make_task:
     conda:
         "../../envs/tables.yaml"
     params:
-        spec=lambda wc: json.dumps(TASKS[wc.task], sort_keys=True),
+        spec=lambda wc: json.dumps(task_spec(wc.task), sort_keys=True),
         version=MOEMUI_VERSION,
     shell:
         """

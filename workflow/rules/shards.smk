@@ -1,0 +1,137 @@
+# Cells of a task with `shards: N` (N > 1): each shard, a contiguous range of the task's
+# samples, is generated and captured by its own job (its own GPU, its own Slurm job);
+# the gather jobs write the one responses file and store group that readers use, exactly
+# as generate_responses and capture_scores write them for an unsharded task. A shard's
+# files are temporary: removed once gathered, kept while a shard of the cell is missing,
+# so a killed shard re-runs alone.
+
+
+def shard_flag(wildcards):
+    """``I/N`` for the CLI's --shard, from the wildcard ``I-of-N``."""
+    return wildcards.shard.replace("-of-", "/")
+
+
+def get_shards(wildcards):
+    """The shard names of the cell's task, ``1-of-N`` .. ``N-of-N``."""
+    count = TASKS[wildcards.task]["shards"]
+    return [f"{i}-of-{count}" for i in range(1, count + 1)]
+
+
+def get_response_shards(wildcards):
+    return [
+        f"results/shards/{shard}/responses/{wildcards.model}/{wildcards.task}.jsonl"
+        for shard in get_shards(wildcards)
+    ]
+
+
+def get_capture_shards(wildcards):
+    return [
+        f"results/shards/{shard}/activations.zarr/{wildcards.model}/{wildcards.task}"
+        for shard in get_shards(wildcards)
+    ]
+
+
+rule generate_shard:
+    input:
+        model=get_model_dir,
+        tasks="results/tasks/{task}.jsonl",
+        imported=get_imported_file,
+    output:
+        temp("results/shards/{shard}/responses/{model}/{task}.jsonl"),
+    log:
+        "results/logs/generate_shard/{model}/{task}/{shard}.log",
+    wildcard_constraints:
+        task=one_of(SHARDED),
+        shard=r"\d+-of-\d+",
+    conda:
+        "../../envs/model.yaml"
+    threads: 1
+    params:
+        **GENERATE_PARAMS,
+        shard=shard_flag,
+    shell:
+        """
+        moemui --threads {threads} generate --model-id {wildcards.model:q} \
+            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            {params.load} \
+            --tasks {input.tasks:q} --batch-size {params.batch_size} \
+            --max-new-tokens {params.max_new_tokens} --reasoning {params.reasoning:q} \
+            --chat-template-kwargs {params.template_kwargs:q} {params.imported} \
+            --shard {params.shard} --out {output:q} 2>{log:q}
+        """
+
+
+rule gather_responses:
+    input:
+        tasks="results/tasks/{task}.jsonl",
+        parts=get_response_shards,
+    output:
+        "results/responses/{model}/{task}.jsonl",
+    log:
+        "results/logs/gather_responses/{model}/{task}.log",
+    wildcard_constraints:
+        task=one_of(SHARDED),
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        **GENERATE_PARAMS,
+    shell:
+        """
+        moemui gather-responses --tasks {input.tasks:q} --parts {input.parts:q} \
+            --out {output:q} 2>{log:q}
+        """
+
+
+rule capture_shard:
+    input:
+        model=get_model_dir,
+        tasks="results/tasks/{task}.jsonl",
+        responses="results/responses/{model}/{task}.jsonl",
+    output:
+        temp(directory("results/shards/{shard}/activations.zarr/{model}/{task}")),
+    log:
+        "results/logs/capture_shard/{model}/{task}/{shard}.log",
+    wildcard_constraints:
+        task=one_of(SHARDED),
+        shard=r"\d+-of-\d+",
+    conda:
+        "../../envs/model.yaml"
+    threads: 1
+    params:
+        **CAPTURE_PARAMS,
+        shard=shard_flag,
+    shell:
+        """
+        moemui --threads {threads} capture --model-id {wildcards.model:q} \
+            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
+            {params.load} \
+            --task-id {wildcards.task:q} --tasks {input.tasks:q} \
+            --responses {input.responses:q} --variants {params.variants:q} \
+            --target {params.target:q} --max-threshold {params.max_threshold} \
+            --batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} \
+            --tokens {params.tokens:q} \
+            --attrs {params.attrs:q} \
+            --shard {params.shard} --out {output:q} 2>{log:q}
+        """
+
+
+rule gather_store:
+    input:
+        tasks="results/tasks/{task}.jsonl",
+        parts=get_capture_shards,
+        recapture=get_recapture_mark,
+    output:
+        directory("results/activations.zarr/{model}/{task}"),
+    log:
+        "results/logs/gather_store/{model}/{task}.log",
+    wildcard_constraints:
+        task=one_of(SHARDED),
+    conda:
+        "../../envs/tables.yaml"
+    params:
+        **CAPTURE_PARAMS,
+    shell:
+        """
+        moemui gather-store --tasks {input.tasks:q} --parts {input.parts:q} \
+            --out {output:q} 2>{log:q}
+        """
