@@ -14,11 +14,15 @@ process:
    give the same key-neuron sets at 0.08%, 0.1% and 0.2%: speed-up of ours;
 4. peak resident memory of a ``moemui capture`` job over 64 and over 1024 samples of one
    task (a separate process each): ratio;
-5. store write throughput (MB/s) next to the raw disk write speed of the same directory.
+5. store write throughput (MB/s) next to the raw disk write speed of the same directory;
+6. one cell (256 samples) captured in one job with every thread, and in one shard job
+   per thread side by side (``--shard``) followed by their gather: wall times, and that
+   the gathered group is byte-identical.
 
 Where CUDA is available, (1) and (2) are also measured there, as tokens per second.
 
     python benchmarks/capture_bench.py [--runs 5] [--threads 2] [--skip-reference]
+    python benchmarks/capture_bench.py --shards-only     # (6) alone, about 2 minutes
 """
 
 from __future__ import annotations
@@ -222,9 +226,9 @@ def reference(model, prompts, responses, k_top: int):
     return elapsed, same
 
 
-def peak_rss(n_samples: int, workdir: Path, threads: int) -> float:
-    """Peak RSS (MiB) of a ``moemui capture`` job of the benchmark model over ``n_samples``
-    samples of one task (16 prompt + 48 response tokens each), in a process of its own."""
+def cell_files(n_samples: int, workdir: Path) -> tuple[Path, Path, Path]:
+    """(model directory, task file, responses file) of one cell of the benchmark model:
+    ``n_samples`` samples of 16 prompt + 48 response tokens."""
     model = workdir / "rss-model"
     if not model.exists():
         bench_model("cpu").save_pretrained(model)
@@ -249,6 +253,35 @@ def peak_rss(n_samples: int, workdir: Path, threads: int) -> float:
                 )
                 + "\n"
             )
+    return model, tasks, responses
+
+
+def _capture_argv(model: Path, tasks: Path, responses: Path, out: Path, threads: int) -> list:
+    return [
+        "--threads",
+        str(threads),
+        "capture",
+        "--model-id",
+        "m",
+        "--source",
+        str(model),
+        "--task-id",
+        "arith",
+        "--tasks",
+        str(tasks),
+        "--responses",
+        str(responses),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+
+
+def peak_rss(n_samples: int, workdir: Path, threads: int) -> float:
+    """Peak RSS (MiB) of a ``moemui capture`` job of the benchmark model over ``n_samples``
+    samples of one task (16 prompt + 48 response tokens each), in a process of its own."""
+    model, tasks, responses = cell_files(n_samples, workdir)
     # VmHWM, the peak RSS of this process's own memory map: getrusage's ru_maxrss would
     # also count the parent's RSS at the fork, which Linux carries across exec
     code = (
@@ -261,28 +294,7 @@ def peak_rss(n_samples: int, workdir: Path, threads: int) -> float:
     )
     out = workdir / f"store{n_samples}.zarr" / "m" / "arith"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--threads",
-            str(threads),
-            "capture",
-            "--model-id",
-            "m",
-            "--source",
-            str(model),
-            "--task-id",
-            "arith",
-            "--tasks",
-            str(tasks),
-            "--responses",
-            str(responses),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-        ],
+        [sys.executable, "-c", code, *_capture_argv(model, tasks, responses, out, threads)],
         capture_output=True,
         text=True,
         check=False,
@@ -290,6 +302,62 @@ def peak_rss(n_samples: int, workdir: Path, threads: int) -> float:
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
     return int(done.stdout.strip().splitlines()[-1]) / 1024
+
+
+MOEMUI = [sys.executable, "-c", "import sys; from moemui.cli import main; sys.exit(main())"]
+
+
+def shard_times(n_samples: int, workdir: Path, cores: int) -> dict:
+    """Wall seconds to capture one cell of ``n_samples`` samples: in one job with
+    ``cores`` threads, and in ``cores`` shard jobs side by side with one thread each,
+    then the gather of their groups; checks that both groups are byte-identical."""
+    model, tasks, responses = cell_files(n_samples, workdir)
+
+    def run(argvs: list[list[str]]) -> float:
+        start = time.perf_counter()
+        procs = [
+            subprocess.Popen([*MOEMUI, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for argv in argvs
+        ]
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode:
+                raise RuntimeError(err.decode()[-3000:])
+        return time.perf_counter() - start
+
+    whole = workdir / "whole.zarr" / "m" / "arith"
+    one = run([_capture_argv(model, tasks, responses, whole, cores)])
+    parts = [workdir / f"{i}-of-{cores}" / "s.zarr" / "m" / "arith" for i in range(1, cores + 1)]
+    shards = run(
+        [
+            [*_capture_argv(model, tasks, responses, part, 1), "--shard", f"{i}/{cores}"]
+            for i, part in enumerate(parts, start=1)
+        ]
+    )
+    gathered = workdir / "gathered.zarr" / "m" / "arith"
+    gather = run(
+        [
+            [
+                "gather-store",
+                "--tasks",
+                str(tasks),
+                "--parts",
+                *map(str, parts),
+                "--out",
+                str(gathered),
+            ]
+        ]
+    )
+
+    def files(path: Path) -> dict:
+        return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+    return {
+        "one_s": one,
+        "shards_s": shards,
+        "gather_s": gather,
+        "same": files(whole) == files(gathered),
+    }
 
 
 def store_throughput(workdir: Path) -> tuple[float, float, float]:
@@ -347,9 +415,31 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per median")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--shards-only",
+        action="store_true",
+        help="only the shard comparison (one cell in one job vs in one shard job per core)",
+    )
+    parser.add_argument("--shard-samples", type=int, default=256, help="samples of that cell")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t = shard_times(args.shard_samples, Path(tmp), args.threads)
+    total = t["shards_s"] + t["gather_s"]
+    rows.append(
+        (
+            f"one cell, {args.threads} shard jobs side by side / 1 job",
+            f"{total / t['one_s']:.2f}",
+            "(report)",
+            f"{args.shard_samples} samples: 1 job of {args.threads} threads {t['one_s']:.1f} s; "
+            f"{args.threads} shard jobs of 1 thread {t['shards_s']:.1f} s + gather "
+            f"{t['gather_s']:.1f} s; gathered group byte-identical: {t['same']}",
+        )
+    )
+    if args.shards_only:
+        _print(rows, args)
+        return 0
     model = bench_model("cpu")
     cpu = overhead(model, args.runs, "cpu")
     for tag, plain, layout in (
@@ -432,6 +522,11 @@ def main() -> int:
                 f"batched: {gpu['pass_batched_s'] / gpu['plain_s']:.3f}",
             )
         )
+    _print(rows, args)
+    return 0
+
+
+def _print(rows: list, args) -> None:
     print("| measure | value | goal | detail |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
@@ -439,7 +534,6 @@ def main() -> int:
         f"\n{torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
         f"batch {BATCH} x {SEQ} tokens, medians of {args.runs} runs"
     )
-    return 0
 
 
 if __name__ == "__main__":
