@@ -94,7 +94,7 @@ def config_hash(config: dict) -> str:
 
 def write_run_config(config: dict, path: str | os.PathLike) -> None:
     """Write the merged, validated config of a run as YAML, headed by its hash and the
-    package version (``results/run_config.yaml``)."""
+    package version (``<results>/run_config.yaml``)."""
     from moemui import __version__
     from moemui.io import atomic_write_text
 
@@ -281,9 +281,41 @@ def _check_unique_ids(config: dict, section: str, what: str = "id") -> None:
         first[entry["id"]] = i
 
 
+def _check_results(config: dict) -> None:
+    """The results directory reads the same to Snakemake as here: not empty, no braces
+    (wildcards), no leading ``~`` (Snakemake does not expand it), not a file, not the
+    working directory itself."""
+    results = config["results"]
+    if not results.strip():
+        raise MoemuiError("config key 'results': empty path")
+    if "{" in results or "}" in results:
+        raise MoemuiError(
+            f"config key 'results': path {results!r} contains '{{' or '}}', which Snakemake "
+            "reads as a wildcard; name another directory"
+        )
+    if results.startswith("~"):
+        raise MoemuiError(
+            f"config key 'results': path {results!r} starts with '~', which Snakemake does "
+            "not expand (it would make a directory named '~'); write the full path"
+        )
+    if os.path.normpath(results) in (".", os.sep):
+        raise MoemuiError(
+            f"config key 'results': path {results!r} is the working directory (or the root) "
+            "itself; name a directory of its own for the outputs"
+        )
+    if os.path.lexists(results) and not os.path.isdir(results):
+        what = "a file" if os.path.isfile(results) else "not a directory"
+        raise MoemuiError(
+            f"config key 'results': {results} is {what}; name a directory for the outputs"
+        )
+    # as every workflow path writes it: `results/` and `./results` are `results`
+    config["results"] = os.path.normpath(results)
+
+
 def _check_semantics(config: dict) -> None:
     from moemui.train import parse_trained
 
+    _check_results(config)
     if not config["models"] and not config["series"]:
         raise MoemuiError("config key 'models': no model to measure (models and series are empty)")
     _check_unique_ids(config, "series", "series id")
