@@ -1,12 +1,12 @@
 rule generate_responses:
     input:
         model=get_model_dir,
-        tasks="results/tasks/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         imported=get_imported_file,
     output:
-        "results/responses/{model}/{task}.jsonl",
+        f"{RESULTS}/responses/{{model}}/{{task}}.jsonl",
     log:
-        "results/logs/generate_responses/{model}/{task}.log",
+        f"{RESULTS}/logs/generate_responses/{{model}}/{{task}}.log",
     cache: "omit-software"
     conda:
         "../../envs/model.yaml"
