@@ -6,8 +6,10 @@ from moemui import __version__ as MOEMUI_VERSION
 from moemui.cache import install as install_cache_guard
 from moemui.config import (
     all_models,
+    check_config_files,
     config_hash,
     load_schema,
+    record_config_files,
     validate_config,
     write_run_config,
 )
@@ -29,6 +31,14 @@ except MoemuiError as err:
 
 # Every output goes under this directory (config key `results`, default "results").
 RESULTS = config["results"]
+
+# One results directory per config: a run whose config files are not those that made
+# RESULTS (recorded by onstart below) fails here, before any job, and writes nothing.
+if workflow.is_main_process:
+    try:
+        check_config_files(RESULTS, workflow.configfiles)
+    except MoemuiError as err:
+        raise WorkflowError(str(err)) from None
 
 # Snakemake's output cache (--cache): two projects storing one entry at once keep one
 install_cache_guard()
@@ -219,5 +229,7 @@ def get_trajectory_table(wildcards=None):
 
 
 onstart:
-    # the merged config of this run, next to its results (not written by a dry run)
+    # the merged config of this run, next to its results, and the config files that
+    # made the results directory (neither written by a dry run)
     write_run_config(config, f"{RESULTS}/run_config.yaml")
+    record_config_files(RESULTS, workflow.configfiles)
