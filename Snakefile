@@ -23,9 +23,9 @@ include: "workflow/rules/charts.smk"
 rule all:
     default_target: True
     input:
-        "results/tables/mui.csv",
-        "results/tables/performance.csv",
-        "results/activations.zarr/zarr.json",
+        f"{RESULTS}/tables/mui.csv",
+        f"{RESULTS}/tables/performance.csv",
+        f"{RESULTS}/activations.zarr/zarr.json",
         get_store_groups,
         get_trajectory_table,
         get_analysis_tables,

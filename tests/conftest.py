@@ -46,11 +46,12 @@ def tiny_config() -> Callable[..., dict]:
 
 
 @pytest.fixture(scope="session")
-def write_config() -> Callable[[Path, dict], Path]:
-    """Callable ``(workdir, config) -> path``: write ``config`` as ``workdir/config.yaml``."""
+def write_config() -> Callable[..., Path]:
+    """Callable ``(workdir, config, name="config.yaml") -> path``: write ``config`` as
+    ``workdir/name``."""
 
-    def write(workdir: Path, config: dict) -> Path:
-        path = Path(workdir) / "config.yaml"
+    def write(workdir: Path, config: dict, name: str = "config.yaml") -> Path:
+        path = Path(workdir) / name
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
 
@@ -73,8 +74,11 @@ def snakemake_env() -> dict[str, str]:
     return env
 
 
-def workflow_command(workdir: Path, *args: str, cores: int = 2) -> list[str]:
-    """``snakemake`` on the repository's workflow in ``workdir`` with its config.yaml."""
+def workflow_command(
+    workdir: Path, *args: str, cores: int = 2, configfile: str | Path = "config.yaml"
+) -> list[str]:
+    """``snakemake`` on the repository's workflow in ``workdir`` with its config.yaml
+    (or ``configfile``, relative to ``workdir``)."""
     return [
         *snakemake_command(),
         "--snakefile",
@@ -82,7 +86,7 @@ def workflow_command(workdir: Path, *args: str, cores: int = 2) -> list[str]:
         "--directory",
         str(workdir),
         "--configfile",
-        str(workdir / "config.yaml"),
+        str(workdir / configfile),
         "--cores",
         str(cores),
         *args,
@@ -106,10 +110,12 @@ def spawn_workflow(workdir: Path, *args: str, cores: int = 2) -> subprocess.Pope
 def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
     """Run the repository's workflow in ``workdir`` on ``workdir/config.yaml``.
 
-    Returns a callable ``(workdir, *extra_args, timeout=600, cores=2, extra_env=None) ->
-    CompletedProcess`` whose ``stdout`` holds stdout and stderr together. The process runs
-    with ``workdir`` as its working directory, so nothing is written into the repository.
-    ``cores`` is passed as ``--cores``; ``extra_env`` adds or replaces environment variables.
+    Returns a callable ``(workdir, *extra_args, timeout=600, cores=2, extra_env=None,
+    configfile="config.yaml") -> CompletedProcess`` whose ``stdout`` holds stdout and
+    stderr together. The process runs with ``workdir`` as its working directory, so
+    nothing is written into the repository. ``cores`` is passed as ``--cores``;
+    ``extra_env`` adds or replaces environment variables; ``configfile`` (relative to
+    ``workdir``) is the config file passed as ``--configfile``.
     """
     env = snakemake_env()
 
@@ -119,10 +125,11 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
         timeout: float = 600,
         cores: int = 2,
         extra_env: dict[str, str] | None = None,
+        configfile: str | Path = "config.yaml",
     ) -> subprocess.CompletedProcess:
         workdir = Path(workdir)
         return subprocess.run(
-            workflow_command(workdir, *args, cores=cores),
+            workflow_command(workdir, *args, cores=cores, configfile=configfile),
             cwd=workdir,
             env={**env, **(extra_env or {})},
             stdout=subprocess.PIPE,

@@ -67,6 +67,7 @@ MALFORMED = [
     ("threshold-above-max", _set("thresholds", [0.001, 0.05]), "thresholds[1]", "exceeds"),
     ("thresholds-duplicate", _set("thresholds", [0.001, 0.001]), "thresholds", "non-unique"),
     ("thresholds-empty", _set("thresholds", []), "thresholds", "should be non-empty"),
+    ("results-not-string", _set("results", 3), "results", "is not of type 'string'"),
     (
         "variant-unknown",
         _set("capture.variants", ["gate", "up"]),
@@ -349,6 +350,7 @@ def test_validate_fills_defaults():
         "params": {},
     }
     assert config["thresholds"] == [0.0008, 0.001, 0.002]
+    assert config["results"] == "results"
     assert config["generation"] == {"batch_size": 16, "max_new_tokens": 16}
     assert config["capture"] == {
         "variants": ["gate", "glu"],
@@ -451,3 +453,27 @@ def test_bad_builtin_task_params_name_the_key(tiny_config):
     config["tasks"][0]["params"] = {"digits": 40}
     with pytest.raises(MoemuiError, match=r"^config key 'tasks\[0\]\.params"):
         validate_config(config)
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        ("results", "results"),
+        ("results/", "results"),
+        ("./results-paper", "results-paper"),
+        ("runs//paper/", "runs/paper"),
+        ("/data/moemui/paper", "/data/moemui/paper"),
+    ],
+)
+def test_results_directory_is_normalised(tiny_config, given, written):
+    """As every workflow path writes it: `results/` and `results` are one directory."""
+    config = validate_config(tiny_config(results=given))
+    assert config["results"] == written
+    assert validate_config(copy.deepcopy(config)) == config
+
+
+def test_existing_results_directory_is_accepted(tiny_config, tmp_path):
+    (tmp_path / "runs").mkdir()
+    assert validate_config(tiny_config(results=str(tmp_path / "runs")))["results"] == str(
+        tmp_path / "runs"
+    )

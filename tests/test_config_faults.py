@@ -331,6 +331,14 @@ FAULTS = [
     ("hf-path-blank", _hf_task(" "), "tasks[1].path", "empty path"),
     ("responses-brace", _responses("{model}.jsonl"), "models[0].responses.arithmetic", "wildcard"),
     ("local-empty", _set("models.0.source", "local:"), "models[0].source", "empty path"),
+    # ---- the results directory: every workflow path starts with it ----------------------
+    ("results-empty", _set("results", ""), "results", "empty path"),
+    ("results-blank", _set("results", "  "), "results", "empty path"),
+    ("results-wildcard", _set("results", "out/{model}"), "results", "contains '{' or '}'"),
+    ("results-brace", _set("results", "out}"), "results", "Snakemake reads as a wildcard"),
+    ("results-tilde", _set("results", "~/moemui"), "results", "starts with '~'"),
+    ("results-dot", _set("results", "./"), "results", "is the working directory"),
+    ("results-file", _set("results", _file("out.txt")), "results", "out.txt is a file"),
     # ---- digits and YAML values ---------------------------------------------------------
     (
         "trained-superscript-step",

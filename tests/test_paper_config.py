@@ -36,6 +36,16 @@ def test_paper_config_validates():
     assert not any(m["trust_remote_code"] for m in config["models"])
 
 
+def test_paper_config_has_a_results_directory_of_its_own():
+    """Run after the default config, the paper's never writes into its results/."""
+    config = validate_config(yaml.safe_load(PAPER.read_text()), load_schema())
+    assert config["results"] == "results-paper"
+    default = validate_config(
+        yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text()), load_schema()
+    )
+    assert config["results"] != default["results"] == "results"
+
+
 @pytest.mark.workflow
 def test_paper_config_dry_runs_merged_into_the_default(tmp_path, run_snakemake):
     (tmp_path / "config").mkdir()
@@ -57,6 +67,9 @@ def test_paper_config_dry_runs_merged_into_the_default(tmp_path, run_snakemake):
     assert all("""'{"enable_thinking": false}' """ in c and "--reasoning think" in c for c in qwen3)
     base = [c for c in commands if "--model-id olmoe-1b-7b " in c]
     assert all("--reasoning none --chat-template-kwargs '{}'" in c for c in base)
+    # into the paper's own results directory, never the default's results/
+    assert all(" --out results-paper/responses/" in c for c in commands)
+    assert " results/" not in dry.stdout and "'results/" not in dry.stdout
 
     counts = job_counts(dry.stdout)
     cells = len(MODELS) * len(BENCHMARKS)

@@ -327,7 +327,8 @@ def cmd_plan(args) -> None:
     from moemui.plan import format_plan, plan_rows, read_config
 
     config = read_config(args.configfile, Path(args.default) if args.default else None)
-    print(format_plan(plan_rows(config, Path(args.results)), config["capture"]["keep"]))
+    results = Path(args.results or config["results"])
+    print(format_plan(plan_rows(config, results), config["capture"]["keep"]))
 
 
 def cmd_inspect(args) -> None:
@@ -693,8 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--results",
-        default="results",
-        help="where materialised task files are counted (default: %(default)s)",
+        default=None,
+        help="the results directory whose materialised task files are counted "
+        "(default: the config's `results`, results unless set)",
     )
     p.set_defaults(func=cmd_plan)
 

@@ -8,24 +8,24 @@ rule tabulate_experts:
         get_key_files,
     output:
         experts=report(
-            "results/tables/experts.csv",
+            f"{RESULTS}/tables/experts.csv",
             category="Tables",
             labels={"table": "experts (per expert)"},
         ),
         key_experts=report(
-            "results/tables/key_experts.csv",
+            f"{RESULTS}/tables/key_experts.csv",
             category="Tables",
             labels={"table": "key experts"},
         ),
         top=report(
-            "results/tables/top_experts.csv",
+            f"{RESULTS}/tables/top_experts.csv",
             category="Tables",
             labels={"table": "top experts"},
         ),
     log:
-        "results/logs/tabulate_experts.log",
+        f"{RESULTS}/logs/tabulate_experts.log",
     benchmark:
-        "results/benchmarks/tabulate_experts.tsv"
+        f"{RESULTS}/benchmarks/tabulate_experts.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -43,19 +43,19 @@ rule tabulate_experts:
 
 rule tabulate_robustness:
     input:
-        mui="results/tables/mui.csv",
-        key_experts="results/tables/key_experts.csv",
-        experts="results/tables/experts.csv",
+        mui=f"{RESULTS}/tables/mui.csv",
+        key_experts=f"{RESULTS}/tables/key_experts.csv",
+        experts=f"{RESULTS}/tables/experts.csv",
     output:
         report(
-            "results/tables/robustness.csv",
+            f"{RESULTS}/tables/robustness.csv",
             category="Tables",
             labels={"table": "robustness"},
         ),
     log:
-        "results/logs/tabulate_robustness.log",
+        f"{RESULTS}/logs/tabulate_robustness.log",
     benchmark:
-        "results/benchmarks/tabulate_robustness.tsv"
+        f"{RESULTS}/benchmarks/tabulate_robustness.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -69,23 +69,23 @@ rule tabulate_robustness:
 
 rule tabulate_mui_performance:
     input:
-        mui="results/tables/mui.csv",
-        performance="results/tables/performance.csv",
+        mui=f"{RESULTS}/tables/mui.csv",
+        performance=f"{RESULTS}/tables/performance.csv",
     output:
         table=report(
-            "results/tables/mui_performance.csv",
+            f"{RESULTS}/tables/mui_performance.csv",
             category="Tables",
             labels={"table": "MUI vs performance"},
         ),
         fits=report(
-            "results/tables/mui_performance_fits.csv",
+            f"{RESULTS}/tables/mui_performance_fits.csv",
             category="Tables",
             labels={"table": "MUI vs performance: log fits"},
         ),
     log:
-        "results/logs/tabulate_mui_performance.log",
+        f"{RESULTS}/logs/tabulate_mui_performance.log",
     benchmark:
-        "results/benchmarks/tabulate_mui_performance.tsv"
+        f"{RESULTS}/benchmarks/tabulate_mui_performance.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -104,14 +104,14 @@ rule tabulate_diversity:
         get_key_files,
     output:
         report(
-            "results/tables/diversity.csv",
+            f"{RESULTS}/tables/diversity.csv",
             category="Tables",
             labels={"table": "data diversity"},
         ),
     log:
-        "results/logs/tabulate_diversity.log",
+        f"{RESULTS}/logs/tabulate_diversity.log",
     benchmark:
-        "results/benchmarks/tabulate_diversity.tsv"
+        f"{RESULTS}/benchmarks/tabulate_diversity.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -131,14 +131,14 @@ rule tabulate_diversity:
 rule ablate_neurons:
     input:
         model=get_model_dir,
-        tasks="results/tasks/{task}.jsonl",
-        group="results/keys/{model}/{task}.npz",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
+        group=f"{RESULTS}/keys/{{model}}/{{task}}.npz",
     output:
-        "results/tables/ablation/{model}/{task}.csv",
+        f"{RESULTS}/tables/ablation/{{model}}/{{task}}.csv",
     log:
-        "results/logs/ablate_neurons/{model}/{task}.log",
+        f"{RESULTS}/logs/ablate_neurons/{{model}}/{{task}}.log",
     benchmark:
-        "results/benchmarks/ablate_neurons/{model}/{task}.tsv"
+        f"{RESULTS}/benchmarks/ablate_neurons/{{model}}/{{task}}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -173,14 +173,14 @@ rule aggregate_ablation:
         get_ablation_tables,
     output:
         report(
-            "results/tables/ablation.csv",
+            f"{RESULTS}/tables/ablation.csv",
             category="Tables",
             labels={"table": "ablation"},
         ),
     log:
-        "results/logs/aggregate_ablation.log",
+        f"{RESULTS}/logs/aggregate_ablation.log",
     benchmark:
-        "results/benchmarks/aggregate_ablation.tsv"
+        f"{RESULTS}/benchmarks/aggregate_ablation.tsv"
     conda:
         "../../envs/tables.yaml"
     shell:

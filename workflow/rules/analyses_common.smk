@@ -17,21 +17,21 @@ def get_model_info(wildcards=None):
 
 
 def get_ablation_tables(wildcards=None):
-    return [f"results/tables/ablation/{m}/{t}.csv" for m, t in ABLATION_CELLS]
+    return [f"{RESULTS}/tables/ablation/{m}/{t}.csv" for m, t in ABLATION_CELLS]
 
 
 def get_analysis_tables(wildcards=None):
     """Every analysis table (the ablation's only when cells are configured)."""
     tables = [
-        "results/tables/experts.csv",
-        "results/tables/key_experts.csv",
-        "results/tables/top_experts.csv",
-        "results/tables/robustness.csv",
-        "results/tables/mui_performance.csv",
-        "results/tables/mui_performance_fits.csv",
-        "results/tables/diversity.csv",
+        f"{RESULTS}/tables/experts.csv",
+        f"{RESULTS}/tables/key_experts.csv",
+        f"{RESULTS}/tables/top_experts.csv",
+        f"{RESULTS}/tables/robustness.csv",
+        f"{RESULTS}/tables/mui_performance.csv",
+        f"{RESULTS}/tables/mui_performance_fits.csv",
+        f"{RESULTS}/tables/diversity.csv",
     ]
-    return tables + (["results/tables/ablation.csv"] if ABLATION_CELLS else [])
+    return tables + ([f"{RESULTS}/tables/ablation.csv"] if ABLATION_CELLS else [])
 
 
 def get_chart_outputs(wildcards=None):
@@ -40,7 +40,7 @@ def get_chart_outputs(wildcards=None):
     names += ["diversity"] + (["trajectory"] if SERIES else [])
     names += ["ablation"] if ABLATION_CELLS else []
     return [
-        f"results/charts/{name}.{fmt}"
+        f"{RESULTS}/charts/{name}.{fmt}"
         for name in names
         for fmt in ("html", "svg", "png", "vl.json")
     ]

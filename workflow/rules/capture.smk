@@ -1,6 +1,6 @@
 rule recapture_mark:
     output:
-        touch("results/.moemui/recapture/{model}/{task}.{stamp}"),
+        touch(f"{RESULTS}/.moemui/recapture/{{model}}/{{task}}.{{stamp}}"),
     wildcard_constraints:
         stamp=r"\d+",
     localrule: True
@@ -34,13 +34,13 @@ CAPTURE_PARAMS = dict(
 rule capture_scores:
     input:
         model=get_model_dir,
-        tasks="results/tasks/{task}.jsonl",
-        responses="results/responses/{model}/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
+        responses=f"{RESULTS}/responses/{{model}}/{{task}}.jsonl",
         recapture=get_recapture_mark,
     output:
-        directory("results/activations.zarr/{model}/{task}"),
+        directory(f"{RESULTS}/activations.zarr/{{model}}/{{task}}"),
     log:
-        "results/logs/capture_scores/{model}/{task}.log",
+        f"{RESULTS}/logs/capture_scores/{{model}}/{{task}}.log",
     wildcard_constraints:
         task=one_of(UNSHARDED),
     cache: "omit-software"
@@ -68,12 +68,12 @@ rule index_store:
     input:
         get_store_groups,
     output:
-        "results/activations.zarr/zarr.json",
-        expand("results/activations.zarr/{model}/zarr.json", model=MODELS),
+        f"{RESULTS}/activations.zarr/zarr.json",
+        expand(f"{RESULTS}/activations.zarr/{{model}}/zarr.json", model=MODELS),
     log:
-        "results/logs/index_store.log",
+        f"{RESULTS}/logs/index_store.log",
     benchmark:
-        "results/benchmarks/index_store.tsv"
+        f"{RESULTS}/benchmarks/index_store.tsv"
     conda:
         "../../envs/tables.yaml"
     params:

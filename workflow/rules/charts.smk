@@ -4,11 +4,11 @@
 
 rule bundle_vega:
     output:
-        "results/charts/vega.js",
+        f"{RESULTS}/charts/vega.js",
     log:
-        "results/logs/bundle_vega.log",
+        f"{RESULTS}/logs/bundle_vega.log",
     benchmark:
-        "results/benchmarks/bundle_vega.tsv"
+        f"{RESULTS}/benchmarks/bundle_vega.tsv"
     conda:
         "../../envs/charts.yaml"
     params:
@@ -22,24 +22,24 @@ rule bundle_vega:
 rule draw_mui_performance:
     input:
         tables=[
-            "results/tables/mui_performance.csv",
-            "results/tables/mui_performance_fits.csv",
+            f"{RESULTS}/tables/mui_performance.csv",
+            f"{RESULTS}/tables/mui_performance_fits.csv",
         ],
-        bundle="results/charts/vega.js",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/mui_performance.html",
+            f"{RESULTS}/charts/mui_performance.html",
             caption="../report/mui_performance.rst",
             category="Charts",
             labels={"chart": "MUI vs performance"},
         ),
-        svg="results/charts/mui_performance.svg",
-        png="results/charts/mui_performance.png",
-        spec="results/charts/mui_performance.vl.json",
+        svg=f"{RESULTS}/charts/mui_performance.svg",
+        png=f"{RESULTS}/charts/mui_performance.png",
+        spec=f"{RESULTS}/charts/mui_performance.vl.json",
     log:
-        "results/logs/draw_chart/mui_performance.log",
+        f"{RESULTS}/logs/draw_chart/mui_performance.log",
     benchmark:
-        "results/benchmarks/draw_chart/mui_performance.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/mui_performance.tsv"
     conda:
         "../../envs/charts.yaml"
     params:
@@ -58,22 +58,22 @@ rule draw_mui_performance:
 
 use rule draw_mui_performance as draw_trajectory with:
     input:
-        tables="results/tables/trajectory.csv",
-        bundle="results/charts/vega.js",
+        tables=f"{RESULTS}/tables/trajectory.csv",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/trajectory.html",
+            f"{RESULTS}/charts/trajectory.html",
             caption="../report/trajectory.rst",
             category="Charts",
             labels={"chart": "training trajectories"},
         ),
-        svg="results/charts/trajectory.svg",
-        png="results/charts/trajectory.png",
-        spec="results/charts/trajectory.vl.json",
+        svg=f"{RESULTS}/charts/trajectory.svg",
+        png=f"{RESULTS}/charts/trajectory.png",
+        spec=f"{RESULTS}/charts/trajectory.vl.json",
     log:
-        "results/logs/draw_chart/trajectory.log",
+        f"{RESULTS}/logs/draw_chart/trajectory.log",
     benchmark:
-        "results/benchmarks/draw_chart/trajectory.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/trajectory.tsv"
     params:
         chart="trajectory",
         variant=ANALYSES["variant"],
@@ -83,22 +83,22 @@ use rule draw_mui_performance as draw_trajectory with:
 
 use rule draw_mui_performance as draw_key_experts with:
     input:
-        tables="results/tables/key_experts.csv",
-        bundle="results/charts/vega.js",
+        tables=f"{RESULTS}/tables/key_experts.csv",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/key_experts.html",
+            f"{RESULTS}/charts/key_experts.html",
             caption="../report/key_experts.rst",
             category="Charts",
             labels={"chart": "key-expert proportions"},
         ),
-        svg="results/charts/key_experts.svg",
-        png="results/charts/key_experts.png",
-        spec="results/charts/key_experts.vl.json",
+        svg=f"{RESULTS}/charts/key_experts.svg",
+        png=f"{RESULTS}/charts/key_experts.png",
+        spec=f"{RESULTS}/charts/key_experts.vl.json",
     log:
-        "results/logs/draw_chart/key_experts.log",
+        f"{RESULTS}/logs/draw_chart/key_experts.log",
     benchmark:
-        "results/benchmarks/draw_chart/key_experts.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/key_experts.tsv"
     params:
         chart="key_experts",
         variant=ANALYSES["variant"],
@@ -108,22 +108,22 @@ use rule draw_mui_performance as draw_key_experts with:
 
 use rule draw_mui_performance as draw_top_experts with:
     input:
-        tables="results/tables/top_experts.csv",
-        bundle="results/charts/vega.js",
+        tables=f"{RESULTS}/tables/top_experts.csv",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/top_experts.html",
+            f"{RESULTS}/charts/top_experts.html",
             caption="../report/top_experts.rst",
             category="Charts",
             labels={"chart": "top-10 experts"},
         ),
-        svg="results/charts/top_experts.svg",
-        png="results/charts/top_experts.png",
-        spec="results/charts/top_experts.vl.json",
+        svg=f"{RESULTS}/charts/top_experts.svg",
+        png=f"{RESULTS}/charts/top_experts.png",
+        spec=f"{RESULTS}/charts/top_experts.vl.json",
     log:
-        "results/logs/draw_chart/top_experts.log",
+        f"{RESULTS}/logs/draw_chart/top_experts.log",
     benchmark:
-        "results/benchmarks/draw_chart/top_experts.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/top_experts.tsv"
     params:
         chart="top_experts",
         # this chart shows no focus method: a change of focus leaves it alone
@@ -135,24 +135,24 @@ use rule draw_mui_performance as draw_top_experts with:
 use rule draw_mui_performance as draw_threshold_robustness with:
     input:
         tables=[
-            "results/tables/mui.csv",
-            "results/tables/robustness.csv",
+            f"{RESULTS}/tables/mui.csv",
+            f"{RESULTS}/tables/robustness.csv",
         ],
-        bundle="results/charts/vega.js",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/threshold_robustness.html",
+            f"{RESULTS}/charts/threshold_robustness.html",
             caption="../report/threshold_robustness.rst",
             category="Charts",
             labels={"chart": "threshold robustness"},
         ),
-        svg="results/charts/threshold_robustness.svg",
-        png="results/charts/threshold_robustness.png",
-        spec="results/charts/threshold_robustness.vl.json",
+        svg=f"{RESULTS}/charts/threshold_robustness.svg",
+        png=f"{RESULTS}/charts/threshold_robustness.png",
+        spec=f"{RESULTS}/charts/threshold_robustness.vl.json",
     log:
-        "results/logs/draw_chart/threshold_robustness.log",
+        f"{RESULTS}/logs/draw_chart/threshold_robustness.log",
     benchmark:
-        "results/benchmarks/draw_chart/threshold_robustness.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/threshold_robustness.tsv"
     params:
         chart="threshold_robustness",
         variant=ANALYSES["variant"],
@@ -162,22 +162,22 @@ use rule draw_mui_performance as draw_threshold_robustness with:
 
 use rule draw_mui_performance as draw_diversity with:
     input:
-        tables="results/tables/diversity.csv",
-        bundle="results/charts/vega.js",
+        tables=f"{RESULTS}/tables/diversity.csv",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/diversity.html",
+            f"{RESULTS}/charts/diversity.html",
             caption="../report/diversity.rst",
             category="Charts",
             labels={"chart": "data diversity"},
         ),
-        svg="results/charts/diversity.svg",
-        png="results/charts/diversity.png",
-        spec="results/charts/diversity.vl.json",
+        svg=f"{RESULTS}/charts/diversity.svg",
+        png=f"{RESULTS}/charts/diversity.png",
+        spec=f"{RESULTS}/charts/diversity.vl.json",
     log:
-        "results/logs/draw_chart/diversity.log",
+        f"{RESULTS}/logs/draw_chart/diversity.log",
     benchmark:
-        "results/benchmarks/draw_chart/diversity.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/diversity.tsv"
     params:
         chart="diversity",
         variant=ANALYSES["variant"],
@@ -187,22 +187,22 @@ use rule draw_mui_performance as draw_diversity with:
 
 use rule draw_mui_performance as draw_ablation with:
     input:
-        tables="results/tables/ablation.csv",
-        bundle="results/charts/vega.js",
+        tables=f"{RESULTS}/tables/ablation.csv",
+        bundle=f"{RESULTS}/charts/vega.js",
     output:
         html=report(
-            "results/charts/ablation.html",
+            f"{RESULTS}/charts/ablation.html",
             caption="../report/ablation.rst",
             category="Charts",
             labels={"chart": "ablation"},
         ),
-        svg="results/charts/ablation.svg",
-        png="results/charts/ablation.png",
-        spec="results/charts/ablation.vl.json",
+        svg=f"{RESULTS}/charts/ablation.svg",
+        png=f"{RESULTS}/charts/ablation.png",
+        spec=f"{RESULTS}/charts/ablation.vl.json",
     log:
-        "results/logs/draw_chart/ablation.log",
+        f"{RESULTS}/logs/draw_chart/ablation.log",
     benchmark:
-        "results/benchmarks/draw_chart/ablation.tsv"
+        f"{RESULTS}/benchmarks/draw_chart/ablation.tsv"
     params:
         chart="ablation",
         # this chart shows no focus method: a change of focus leaves it alone

@@ -7,8 +7,10 @@ from moemui import __version__ as MOEMUI_VERSION
 from moemui.cache import install as install_cache_guard
 from moemui.config import (
     all_models,
+    check_config_files,
     config_hash,
     load_schema,
+    record_config_files,
     validate_config,
     write_run_config,
 )
@@ -27,6 +29,17 @@ try:
     )
 except MoemuiError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+
+# Every output goes under this directory (config key `results`, default "results").
+RESULTS = config["results"]
+
+# One results directory per config: a run whose config files are not those that made
+# RESULTS (recorded by onstart below) fails here, before any job, and writes nothing.
+if workflow.is_main_process:
+    try:
+        check_config_files(RESULTS, workflow.configfiles)
+    except MoemuiError as err:
+        raise WorkflowError(str(err)) from None
 
 # Snakemake's output cache (--cache): two projects storing one entry at once keep one
 install_cache_guard()
@@ -55,11 +68,11 @@ def _model_paths(model):
     """(what the workflow makes for the model, what from_pretrained loads)."""
     source = parse_source(model["source"], model["id"])
     if source.kind == "builtin":
-        built = f"results/models/{model['id']}"
+        built = f"{RESULTS}/models/{model['id']}"
         return built, built
     if source.kind == "trained":
         recipe, step = parse_trained(source.ref)
-        run = f"results/training/{recipe}"
+        run = f"{RESULTS}/training/{recipe}"
         return run, str(checkpoint_dir(run, step))
     return [], source.ref
 
@@ -67,9 +80,9 @@ def _model_paths(model):
 MODEL_PATHS = {m: _model_paths(spec) for m, spec in MODELS.items()}
 TRAINED = sorted(
     {
-        made.removeprefix("results/training/")
+        made.removeprefix(f"{RESULTS}/training/")
         for made, _ in MODEL_PATHS.values()
-        if made and made.startswith("results/training/")
+        if made and made.startswith(f"{RESULTS}/training/")
     }
 )
 SERIES = [
@@ -183,7 +196,7 @@ def get_store_attrs(wildcards):
 def get_store_groups(wildcards=None):
     """Every store group. Rule all lists them, so that a missing group is captured
     again even when every table is up to date."""
-    return [f"results/activations.zarr/{m}/{t}" for m, t in CELLS]
+    return [f"{RESULTS}/activations.zarr/{m}/{t}" for m, t in CELLS]
 
 
 def _incomplete_stamp(model, task):
@@ -191,7 +204,7 @@ def _incomplete_stamp(model, task):
     unreadable, or its attribute complete not true): the mtime (ns) of its zarr.json,
     else of its directory; None otherwise. One small JSON read per cell at parse time.
     """
-    path = Path("results/activations.zarr") / model / task
+    path = Path(RESULTS, "activations.zarr", model, task)
     if not path.is_dir():
         return None
     meta = path / "zarr.json"
@@ -212,25 +225,55 @@ def get_recapture_mark(wildcards):
     model, task = wildcards.model, wildcards.task
     stamp = _incomplete_stamp(model, task)
     if stamp is not None:
-        return f"results/.moemui/recapture/{model}/{task}.{stamp}"
+        return f"{RESULTS}/.moemui/recapture/{model}/{task}.{stamp}"
     marks = [
         p
-        for p in Path("results/.moemui/recapture", model).glob(f"{task}.*")
+        for p in Path(RESULTS, ".moemui", "recapture", model).glob(f"{task}.*")
         if p.name[len(task) + 1 :].isdigit()
     ]
     return str(max(marks, key=lambda p: p.stat().st_mtime_ns)) if marks else []
 
 
+# Shards (workflow/rules/shards.smk)
+
+
+def shard_flag(wildcards):
+    """``I/N`` for the CLI's --shard, from the wildcard ``I-of-N``."""
+    return wildcards.shard.replace("-of-", "/")
+
+
+def get_shards(wildcards):
+    """The shard names of the cell's task, ``1-of-N`` .. ``N-of-N``."""
+    count = TASKS[wildcards.task]["shards"]
+    return [f"{i}-of-{count}" for i in range(1, count + 1)]
+
+
+def get_response_shards(wildcards):
+    return [
+        f"{RESULTS}/shards/{shard}/responses/{wildcards.model}/{wildcards.task}.jsonl"
+        for shard in get_shards(wildcards)
+    ]
+
+
+def get_capture_shards(wildcards):
+    return [
+        f"{RESULTS}/shards/{shard}/activations.zarr/{wildcards.model}/{wildcards.task}"
+        for shard in get_shards(wildcards)
+    ]
+
+
 def get_key_files(wildcards=None):
     """Every group's key neurons (rule derive_keys), what the analyses read."""
-    return [f"results/keys/{m}/{t}.npz" for m, t in CELLS]
+    return [f"{RESULTS}/keys/{m}/{t}.npz" for m, t in CELLS]
 
 
 def get_trajectory_table(wildcards=None):
     """The trajectory table, when the config has a checkpoint series."""
-    return "results/tables/trajectory.csv" if SERIES else []
+    return f"{RESULTS}/tables/trajectory.csv" if SERIES else []
 
 
 onstart:
-    # the merged config of this run, next to its results (not written by a dry run)
-    write_run_config(config, "results/run_config.yaml")
+    # the merged config of this run, next to its results, and the config files that
+    # made the results directory (neither written by a dry run)
+    write_run_config(config, f"{RESULTS}/run_config.yaml")
+    record_config_files(RESULTS, workflow.configfiles)

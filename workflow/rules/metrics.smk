@@ -2,13 +2,13 @@ rule derive_keys:
     """Read a store group's score arrays once: its key neurons at every threshold, the
     one input of every table of the group (MUI, experts, diversity, ablation)."""
     input:
-        "results/activations.zarr/{model}/{task}",
+        f"{RESULTS}/activations.zarr/{{model}}/{{task}}",
     output:
-        "results/keys/{model}/{task}.npz",
+        f"{RESULTS}/keys/{{model}}/{{task}}.npz",
     log:
-        "results/logs/derive_keys/{model}/{task}.log",
+        f"{RESULTS}/logs/derive_keys/{{model}}/{{task}}.log",
     benchmark:
-        "results/benchmarks/derive_keys/{model}/{task}.tsv"
+        f"{RESULTS}/benchmarks/derive_keys/{{model}}/{{task}}.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -23,13 +23,13 @@ rule derive_keys:
 
 rule compute_mui:
     input:
-        "results/keys/{model}/{task}.npz",
+        f"{RESULTS}/keys/{{model}}/{{task}}.npz",
     output:
-        "results/tables/mui/{model}/{task}.csv",
+        f"{RESULTS}/tables/mui/{{model}}/{{task}}.csv",
     log:
-        "results/logs/compute_mui/{model}/{task}.log",
+        f"{RESULTS}/logs/compute_mui/{{model}}/{{task}}.log",
     benchmark:
-        "results/benchmarks/compute_mui/{model}/{task}.tsv"
+        f"{RESULTS}/benchmarks/compute_mui/{{model}}/{{task}}.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -45,13 +45,15 @@ rule compute_mui:
 
 rule aggregate_mui:
     input:
-        expand("results/tables/mui/{cell}.csv", cell=[f"{m}/{t}" for m, t in CELLS]),
+        expand(
+            f"{RESULTS}/tables/mui/{{cell}}.csv", cell=[f"{m}/{t}" for m, t in CELLS]
+        ),
     output:
-        "results/tables/mui.csv",
+        f"{RESULTS}/tables/mui.csv",
     log:
-        "results/logs/aggregate_mui.log",
+        f"{RESULTS}/logs/aggregate_mui.log",
     benchmark:
-        "results/benchmarks/aggregate_mui.tsv"
+        f"{RESULTS}/benchmarks/aggregate_mui.tsv"
     conda:
         "../../envs/tables.yaml"
     shell:
@@ -62,13 +64,15 @@ rule aggregate_mui:
 
 rule tabulate_performance:
     input:
-        expand("results/responses/{cell}.jsonl", cell=[f"{m}/{t}" for m, t in CELLS]),
+        expand(
+            f"{RESULTS}/responses/{{cell}}.jsonl", cell=[f"{m}/{t}" for m, t in CELLS]
+        ),
     output:
-        "results/tables/performance.csv",
+        f"{RESULTS}/tables/performance.csv",
     log:
-        "results/logs/tabulate_performance.log",
+        f"{RESULTS}/logs/tabulate_performance.log",
     benchmark:
-        "results/benchmarks/tabulate_performance.tsv"
+        f"{RESULTS}/benchmarks/tabulate_performance.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
@@ -81,14 +85,14 @@ rule tabulate_performance:
 
 rule tabulate_trajectory:
     input:
-        mui="results/tables/mui.csv",
-        performance="results/tables/performance.csv",
+        mui=f"{RESULTS}/tables/mui.csv",
+        performance=f"{RESULTS}/tables/performance.csv",
     output:
-        "results/tables/trajectory.csv",
+        f"{RESULTS}/tables/trajectory.csv",
     log:
-        "results/logs/tabulate_trajectory.log",
+        f"{RESULTS}/logs/tabulate_trajectory.log",
     benchmark:
-        "results/benchmarks/tabulate_trajectory.tsv"
+        f"{RESULTS}/benchmarks/tabulate_trajectory.tsv"
     conda:
         "../../envs/tables.yaml"
     params:

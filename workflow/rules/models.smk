@@ -1,8 +1,8 @@
 rule build_model:
     output:
-        directory("results/models/{model}"),
+        directory(f"{RESULTS}/models/{{model}}"),
     log:
-        "results/logs/build_model/{model}.log",
+        f"{RESULTS}/logs/build_model/{{model}}.log",
     cache: "omit-software"
     conda:
         "../../envs/model.yaml"
@@ -19,9 +19,9 @@ rule build_model:
 
 rule train_model:
     output:
-        directory("results/training/{recipe}"),
+        directory(f"{RESULTS}/training/{{recipe}}"),
     log:
-        "results/logs/train_model/{recipe}.log",
+        f"{RESULTS}/logs/train_model/{{recipe}}.log",
     cache: "omit-software"
     priority: 10
     conda:

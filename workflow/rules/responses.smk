@@ -17,12 +17,12 @@ GENERATE_PARAMS = dict(
 rule generate_responses:
     input:
         model=get_model_dir,
-        tasks="results/tasks/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         imported=get_imported_file,
     output:
-        "results/responses/{model}/{task}.jsonl",
+        f"{RESULTS}/responses/{{model}}/{{task}}.jsonl",
     log:
-        "results/logs/generate_responses/{model}/{task}.log",
+        f"{RESULTS}/logs/generate_responses/{{model}}/{{task}}.log",
     wildcard_constraints:
         task=one_of(UNSHARDED),
     cache: "omit-software"

@@ -6,40 +6,15 @@
 # so a killed shard re-runs alone.
 
 
-def shard_flag(wildcards):
-    """``I/N`` for the CLI's --shard, from the wildcard ``I-of-N``."""
-    return wildcards.shard.replace("-of-", "/")
-
-
-def get_shards(wildcards):
-    """The shard names of the cell's task, ``1-of-N`` .. ``N-of-N``."""
-    count = TASKS[wildcards.task]["shards"]
-    return [f"{i}-of-{count}" for i in range(1, count + 1)]
-
-
-def get_response_shards(wildcards):
-    return [
-        f"results/shards/{shard}/responses/{wildcards.model}/{wildcards.task}.jsonl"
-        for shard in get_shards(wildcards)
-    ]
-
-
-def get_capture_shards(wildcards):
-    return [
-        f"results/shards/{shard}/activations.zarr/{wildcards.model}/{wildcards.task}"
-        for shard in get_shards(wildcards)
-    ]
-
-
 rule generate_shard:
     input:
         model=get_model_dir,
-        tasks="results/tasks/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         imported=get_imported_file,
     output:
-        temp("results/shards/{shard}/responses/{model}/{task}.jsonl"),
+        temp(f"{RESULTS}/shards/{{shard}}/responses/{{model}}/{{task}}.jsonl"),
     log:
-        "results/logs/generate_shard/{model}/{task}/{shard}.log",
+        f"{RESULTS}/logs/generate_shard/{{model}}/{{task}}/{{shard}}.log",
     wildcard_constraints:
         task=one_of(SHARDED),
         shard=r"\d+-of-\d+",
@@ -63,12 +38,12 @@ rule generate_shard:
 
 rule gather_responses:
     input:
-        tasks="results/tasks/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         parts=get_response_shards,
     output:
-        "results/responses/{model}/{task}.jsonl",
+        f"{RESULTS}/responses/{{model}}/{{task}}.jsonl",
     log:
-        "results/logs/gather_responses/{model}/{task}.log",
+        f"{RESULTS}/logs/gather_responses/{{model}}/{{task}}.log",
     wildcard_constraints:
         task=one_of(SHARDED),
     conda:
@@ -85,12 +60,16 @@ rule gather_responses:
 rule capture_shard:
     input:
         model=get_model_dir,
-        tasks="results/tasks/{task}.jsonl",
-        responses="results/responses/{model}/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
+        responses=f"{RESULTS}/responses/{{model}}/{{task}}.jsonl",
     output:
-        temp(directory("results/shards/{shard}/activations.zarr/{model}/{task}")),
+        temp(
+            directory(
+                f"{RESULTS}/shards/{{shard}}/activations.zarr/{{model}}/{{task}}"
+            )
+        ),
     log:
-        "results/logs/capture_shard/{model}/{task}/{shard}.log",
+        f"{RESULTS}/logs/capture_shard/{{model}}/{{task}}/{{shard}}.log",
     wildcard_constraints:
         task=one_of(SHARDED),
         shard=r"\d+-of-\d+",
@@ -117,13 +96,13 @@ rule capture_shard:
 
 rule gather_store:
     input:
-        tasks="results/tasks/{task}.jsonl",
+        tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         parts=get_capture_shards,
         recapture=get_recapture_mark,
     output:
-        directory("results/activations.zarr/{model}/{task}"),
+        directory(f"{RESULTS}/activations.zarr/{{model}}/{{task}}"),
     log:
-        "results/logs/gather_store/{model}/{task}.log",
+        f"{RESULTS}/logs/gather_store/{{model}}/{{task}}.log",
     wildcard_constraints:
         task=one_of(SHARDED),
     conda:

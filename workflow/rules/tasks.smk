@@ -2,11 +2,11 @@ rule make_task:
     input:
         get_task_file,
     output:
-        "results/tasks/{task}.jsonl",
+        f"{RESULTS}/tasks/{{task}}.jsonl",
     log:
-        "results/logs/make_task/{task}.log",
+        f"{RESULTS}/logs/make_task/{{task}}.log",
     benchmark:
-        "results/benchmarks/make_task/{task}.tsv"
+        f"{RESULTS}/benchmarks/make_task/{{task}}.tsv"
     conda:
         "../../envs/tables.yaml"
     params:
