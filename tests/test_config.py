@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moemui.config import SCHEMA, all_models, load_schema, validate_config
+from moemui.config import SCHEMA, all_models, load_schema, model_resources, validate_config
 from moemui.errors import MoemuiError
 from moemui.tasks import BUILTIN_TASKS
 from moemui.train import TRAINED_RECIPES, parse_trained
@@ -360,6 +360,40 @@ def test_validate_fills_defaults():
         "batch_invariant": True,
         "tokens": "all",
         "keep": "key",
+    }
+    assert config["model_resources"] == {"gpu": 1, "mem_mb": 32000, "runtime": 240}
+
+
+def test_model_resources_are_the_models_own_over_the_defaults(tiny_config):
+    """A model's (a series' for its checkpoints) resources, key by key over
+    model_resources, whose unset keys take the schema's defaults."""
+    config = tiny_config(
+        model_resources={"mem_mb": 16000, "gpu_model": "a100"},
+        series=[
+            {
+                "id": "ser",
+                "source": "trained:olmoe_v2",
+                "resources": {"gpu": 2, "runtime": 30},
+                "checkpoints": [{"step": 150}, {"step": 300}],
+            }
+        ],
+    )
+    config["models"][1]["resources"] = {"gpu": 0, "mem_mb": 1200, "cpus_per_task": 3}
+    validate_config(config)
+    assert config["model_resources"] == {
+        "gpu": 1,
+        "gpu_model": "a100",
+        "mem_mb": 16000,
+        "runtime": 240,
+    }
+    assert "resources" not in config["models"][0]  # no defaults filled in per model
+    got = {m["id"]: model_resources(config, m) for m in all_models(config)}
+    assert got == {
+        "olmoe-tiny": {"gpu": 1, "gpu_model": "a100", "mem_mb": 16000, "runtime": 240},
+        # no GPU: no GPU type either
+        "qwen2moe-tiny": {"gpu": 0, "mem_mb": 1200, "runtime": 240, "cpus_per_task": 3},
+        "ser-step150": {"gpu": 2, "gpu_model": "a100", "mem_mb": 16000, "runtime": 30},
+        "ser-step300": {"gpu": 2, "gpu_model": "a100", "mem_mb": 16000, "runtime": 30},
     }
 
 

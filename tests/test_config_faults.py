@@ -241,6 +241,103 @@ FAULTS = [
         "series[0].checkpoints[0].step",
         ABOVE,
     ),
+    # ---- what the model jobs ask a cluster for (resources, model_resources) -------------
+    (
+        "model-gpu-float",
+        _set("models.0.resources", {"gpu": 1.0}),
+        "models[0].resources.gpu",
+        "1.0 is not of type 'integer' (write 1",
+    ),
+    (
+        "model-gpu-negative",
+        _set("models.1.resources", {"gpu": -1}),
+        "models[1].resources.gpu",
+        "-1 is less than the minimum of 0",
+    ),
+    (
+        "model-gpu-over",
+        _set("models.1.resources", {"gpu": 65, "mem_mb": 1000}),
+        "models[1].resources.gpu",
+        f"{ABOVE} 64",
+    ),
+    (
+        "model-mem-over",
+        _set("models.0.resources", {"mem_mb": 2**26 + 1}),
+        "models[0].resources.mem_mb",
+        f"{ABOVE} 67108864",
+    ),
+    (
+        "model-mem-zero",
+        _set("models.0.resources", {"mem_mb": 0}),
+        "models[0].resources.mem_mb",
+        "0 is less than the minimum of 1",
+    ),
+    (
+        "model-mem-human",
+        _set("models.0.resources", {"mem_mb": "32G"}),
+        "models[0].resources.mem_mb",
+        "'32G' is not of type 'integer'",
+    ),
+    (
+        "model-runtime-over",
+        _set("models.1.resources", {"runtime": 10**6}),
+        "models[1].resources.runtime",
+        f"{ABOVE} 525600",
+    ),
+    (
+        "model-cpus-over",
+        _set("models.0.resources", {"cpus_per_task": 4097}),
+        "models[0].resources.cpus_per_task",
+        f"{ABOVE} 4096",
+    ),
+    (
+        "model-gpu-model-space",
+        _set("models.0.resources", {"gpu": 1, "gpu_model": "a100 80gb"}),
+        "models[0].resources.gpu_model",
+        "does not match",
+    ),
+    (
+        "model-resources-gres",
+        _set("models.1.resources", {"gres": "gpu:1"}),
+        "models[1].resources.gres",
+        "unknown key",
+    ),
+    (
+        "model-resources-nan",
+        _set("models.0.resources", {"runtime": NAN}),
+        "models[0].resources.runtime",
+        NOT_FINITE,
+    ),
+    (
+        "series-gpu-over",
+        _series({**_trained_series(), "resources": {"gpu": 100}}),
+        "series[0].resources.gpu",
+        f"{ABOVE} 64",
+    ),
+    (
+        "checkpoint-resources",
+        _series({**_trained_series(), "checkpoints": [{"step": 150, "resources": {"gpu": 1}}]}),
+        "series[0].checkpoints[0].resources",
+        "unknown key",
+    ),
+    (
+        "default-mem-over",
+        _set("model_resources", {"mem_mb": 10**9}),
+        "model_resources.mem_mb",
+        ABOVE,
+    ),
+    (
+        "default-gpu-negative",
+        _set("model_resources", {"gpu": -2}),
+        "model_resources.gpu",
+        "-2 is less than the minimum of 0",
+    ),
+    (
+        "default-unknown",
+        _set("model_resources", {"partition": "gpu"}),
+        "model_resources.partition",
+        "unknown key",
+    ),
     # ---- duplicates ----------------------------------------------------------------------
     (
         "series-id-twice",
@@ -458,7 +555,15 @@ def test_values_at_the_limits_are_accepted(tiny_config):
     config["generation"] = {"batch_size": limits.MAX_BATCH, "max_new_tokens": limits.MAX_NEW_TOKENS}
     config["thresholds"] = [0.001, 0.00101]  # 1e-5 apart: more than np.isclose's 2e-8
     config["analyses"] = {"rho": [0.0, 0.5], "diversity": {"draws": limits.MAX_DRAWS}}
-    config["models"] = [{"id": "hub", "source": "example-org/not-in-the-cache"}]
+    top = {
+        "gpu": limits.MAX_GPUS,
+        "gpu_model": "a100_80gb.mig",
+        "mem_mb": limits.MAX_MEM_MB,
+        "runtime": limits.MAX_RUNTIME_MINUTES,
+        "cpus_per_task": limits.MAX_CPUS,
+    }
+    config["models"] = [{"id": "hub", "source": "example-org/not-in-the-cache", "resources": top}]
+    config["model_resources"] = {**top, "gpu": 0}
     validate_config(config)  # the context of a Hub model not downloaded is not known
     config = tiny_config()
     config["models"][0]["source"] = "trained:olmoe_v1@200"
@@ -483,7 +588,7 @@ def test_every_schema_integer_has_a_limit():
                 walk(sub, f"{where}[{i}]")
 
     walk(load_schema(), "schema")
-    assert len(found) == 18
+    assert len(found) == 22
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from moemui.config import all_models, load_schema, validate_config
+from moemui.config import all_models, load_schema, model_resources, validate_config
 
 PAPER = REPO_ROOT / "config" / "paper.yaml"
 MODELS = {
@@ -25,6 +25,17 @@ MODELS = {
     "mixtral-8x7b-instruct": "mistralai/Mixtral-8x7B-Instruct-v0.1",
 }
 BENCHMARKS = {"hf:arc_challenge", "hf:gsm8k", "hf:mbpp", "hf:bbh", "hf:mmlu"}
+#: Weights in bfloat16, GB (GPT-OSS-20B with its MXFP4 experts dequantized).
+WEIGHTS_GB = {
+    "olmoe-1b-7b": 14,
+    "olmoe-1b-7b-instruct": 14,
+    "qwen1-5-moe-a2-7b": 29,
+    "qwen3-30b-a3b": 61,
+    "deepseek-v2-lite": 31,
+    "gpt-oss-20b": 42,
+    "mixtral-8x7b-instruct": 93,
+}
+GPU_GB = 80  # the GPUs the resources are sized for
 
 
 def test_paper_config_validates():
@@ -44,6 +55,26 @@ def test_paper_config_has_a_results_directory_of_its_own():
         yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text()), load_schema()
     )
     assert config["results"] != default["results"] == "results"
+
+
+def test_paper_models_ask_for_what_their_weights_need():
+    """Each model's jobs carry their own resources: as many 80 GB GPUs as its weights
+    need (two for Mixtral only, spread over them by device_map), and host memory above
+    its weights, which load there first."""
+    config = validate_config(yaml.safe_load(PAPER.read_text()), load_schema())
+    assert set(WEIGHTS_GB) == set(MODELS)
+    gpus = {}
+    for model in all_models(config):
+        own = model["resources"]
+        assert {"gpu", "mem_mb", "runtime"} <= set(own), model["id"]
+        assert model_resources(config, model) == own  # nothing left to the defaults
+        weights = WEIGHTS_GB[model["id"]]
+        gpus[model["id"]] = own["gpu"]
+        assert own["gpu"] == -(-weights // GPU_GB), model["id"]  # the fewest that hold it
+        assert (own["gpu"] > 1) == (model["device_map"] == "auto"), model["id"]
+        assert own["mem_mb"] >= 2 * weights * 1000, model["id"]
+    assert {m for m, n in gpus.items() if n != 1} == {"mixtral-8x7b-instruct"}
+    assert gpus["mixtral-8x7b-instruct"] == 2
 
 
 @pytest.mark.workflow
@@ -70,6 +101,14 @@ def test_paper_config_dry_runs_merged_into_the_default(tmp_path, run_snakemake):
     # into the paper's own results directory, never the default's results/
     assert all(" --out results-paper/responses/" in c for c in commands)
     assert " results/" not in dry.stdout and "'results/" not in dry.stdout
+
+    # each model's resources reach its model jobs: two GPUs for Mixtral's only
+    from test_slurm import dry_run_resources
+
+    gpus: dict[str, set[str]] = {}
+    for (_, model), resources in dry_run_resources(dry.stdout).items():
+        gpus.setdefault(model, set()).add(resources["gpu"])
+    assert gpus == {m: {"2" if m == "mixtral-8x7b-instruct" else "1"} for m in MODELS}
 
     counts = job_counts(dry.stdout)
     cells = len(MODELS) * len(BENCHMARKS)

@@ -172,7 +172,7 @@ def _checkpoint_model(entry: dict, ckpt: dict) -> dict:
         "series": entry["id"],
         "step": step,
     }
-    kept = ("family", "release", "max_new_tokens")
+    kept = ("family", "release", "max_new_tokens", "resources")
     model.update({key: entry[key] for key in kept if key in entry})
     return model
 
@@ -181,14 +181,26 @@ def series_models(config: dict) -> list[dict]:
     """The models the checkpoint series of a validated config expand to, in order.
 
     Each checkpoint becomes a model ``<series id>-step<step>`` with the series' source
-    (``trained:<recipe>@<step>`` for trained series), dtype, family and release, plus
-    ``series`` and ``step``.
+    (``trained:<recipe>@<step>`` for trained series), dtype, family, release and
+    resources, plus ``series`` and ``step``.
     """
     return [
         _checkpoint_model(entry, ckpt)
         for entry in config.get("series", [])
         for ckpt in entry["checkpoints"]
     ]
+
+
+def model_resources(config: dict, model: dict) -> dict:
+    """What the jobs of ``model`` (one of :func:`all_models`) that load it
+    (generate_responses, capture_scores, ablate_neurons) ask a cluster for: its own
+    ``resources`` (a series' for its checkpoints), key by key over the config's
+    ``model_resources``. Always ``gpu``, ``mem_mb`` and ``runtime``; ``gpu_model`` only
+    with at least one GPU, ``cpus_per_task`` only where set."""
+    merged = {**config["model_resources"], **model.get("resources", {})}
+    if not merged["gpu"]:
+        merged.pop("gpu_model", None)
+    return merged
 
 
 def all_models(config: dict) -> list[dict]:

@@ -46,3 +46,20 @@ MAX_STEP = 10**12
 #: format of :func:`moemui.pipeline.write_csv`): two values equal at this precision would
 #: be one row twice.
 TABLE_DIGITS = 10
+
+#: GPUs of one model job (``models[].resources.gpu``, ``series[].resources.gpu``,
+#: ``model_resources.gpu``): a job is one process on one node (``device_map`` spreads a
+#: model over that node's GPUs), and no node has 64 (eight or sixteen is the most).
+MAX_GPUS = 64
+
+#: Host memory of one model job, in MB (``resources.mem_mb``): 64 TiB (2^26 MB), more
+#: than any single node has.
+MAX_MEM_MB = 2**26
+
+#: Time limit of one model job, in minutes (``resources.runtime``): a year, past any
+#: cluster's longest time limit.
+MAX_RUNTIME_MINUTES = 365 * 24 * 60
+
+#: CPUs of one model job (``resources.cpus_per_task``): 4096, more than any single node
+#: has hardware threads.
+MAX_CPUS = 4096

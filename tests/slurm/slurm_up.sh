@@ -50,13 +50,20 @@ cpus=$(nproc)
 mem_total_mib=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
 real_memory=$((mem_total_mib - 1024))  # leave 1 GiB to the system
 [ "$real_memory" -ge 1024 ] || real_memory=$((mem_total_mib / 2))
+gpus=2 fake_gpu_type=fake  # GPUs that are not there (see slurm.conf below)
 ctld_port=${SLURM_TEST_CTLD_PORT:-6817}
 slurmd_port=${SLURM_TEST_SLURMD_PORT:-6818}
 
 # No cgroups (proctrack/linuxproc, task/affinity), no accounting daemon. DefMemPerCPU keeps a
 # job without a memory request from taking the whole node; MinJobAge keeps finished jobs
 # visible to squeue, which the Slurm profile's status checks use (slurm-status-command:
-# squeue). No key may be left empty: "Key=" is a fatal parse error.
+# squeue), for an hour (Slurm's default is 300 s): tests/test_slurm.py reads every job of a
+# run back from squeue after the run, and a loaded machine takes over 5 minutes for the full
+# workflow (about 30 s a job on its critical path). No key may be left empty: "Key=" is a fatal parse error. The node advertises two
+# GPUs of type "fake" that are not there (GresTypes, the node's Gres, and gres.conf below),
+# so that the profile's GPU requests (sbatch --gpus=N or --gpus=fake:N, and the srun inside
+# each job) are real requests that Slurm schedules, and rejects beyond two. Nothing in the
+# jobs uses a GPU.
 cat >"$conf" <<CONF
 # Written by tests/slurm/slurm_up.sh: a private single-node test cluster.
 ClusterName=moemui-test
@@ -78,14 +85,25 @@ TaskPlugin=task/affinity
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
-MinJobAge=300
+MinJobAge=3600
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
-NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${real_memory} State=UNKNOWN
+GresTypes=gpu
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${real_memory} Gres=gpu:${fake_gpu_type}:${gpus} State=UNKNOWN
 PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP
 CONF
+# slurmd reads gres.conf next to slurm.conf. Slurm 22.05 drops a GPU without a device file
+# ("Removing file-less GPU") and wants a character device: each fake GPU is a symlink to
+# /dev/null. A job's CUDA_VISIBLE_DEVICES then names them (0, 0,1), as on a GPU node.
+for ((i = 0; i < gpus; i++)); do
+    ln -sfn /dev/null "$dir/fake-gpu$i"
+done
+cat >"$dir/gres.conf" <<GRES
+# Written by tests/slurm/slurm_up.sh: ${gpus} GPUs that are not there (/dev/null).
+Name=gpu Type=${fake_gpu_type} File=${dir}/fake-gpu[0-$((gpus - 1))]
+GRES
 
 # The configuration of the srun inside each job (see above). A dangling symlink is what a
 # killed earlier run left behind: replace it.
@@ -135,7 +153,8 @@ fi
 for _ in $(seq 120); do
     state=$(sinfo --noheader --nodes="$host" --format=%T 2>/dev/null || true)
     if [ "$state" = "idle" ]; then
-        echo "slurm_up: node $host idle ($cpus CPUs, ${real_memory} MiB); SLURM_CONF=$conf"
+        echo "slurm_up: node $host idle ($cpus CPUs, ${real_memory} MiB, $gpus fake GPUs of type $fake_gpu_type);" \
+            "SLURM_CONF=$conf"
         exit 0
     fi
     sleep 0.5

@@ -11,6 +11,7 @@ from moemui.config import (
     config_hash,
     load_schema,
     record_config_files,
+    model_resources,
     validate_config,
     write_run_config,
 )
@@ -171,15 +172,28 @@ def get_import_flag(wildcards):
 
 
 def get_cell_hash(wildcards):
-    """Hash of everything that determines one store group (not the thresholds)."""
+    """Hash of everything that determines one store group (not the thresholds, not
+    the resources its jobs ask for)."""
+    model = {k: v for k, v in MODELS[wildcards.model].items() if k != "resources"}
     return config_hash(
         {
-            "model": MODELS[wildcards.model],
+            "model": model,
             "task": task_spec(wildcards.task),
             "generation": config["generation"],
             "capture": config["capture"],
         }
     )
+
+
+def get_model_resource(name):
+    """A resources callable of the model rules: the value of ``name`` (gpu, gpu_model,
+    mem_mb, runtime, cpus_per_task) for the job's model, its own over model_resources;
+    None (no request) where neither sets it."""
+
+    def resource(wildcards):
+        return model_resources(config, MODELS[wildcards.model]).get(name)
+
+    return resource
 
 
 def get_store_attrs(wildcards):

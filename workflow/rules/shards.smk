@@ -21,6 +21,12 @@ rule generate_shard:
     conda:
         "../../envs/model.yaml"
     threads: 1
+    resources:
+        gpu=get_model_resource("gpu"),
+        gpu_model=get_model_resource("gpu_model"),
+        mem_mb=get_model_resource("mem_mb"),
+        runtime=get_model_resource("runtime"),
+        cpus_per_task=get_model_resource("cpus_per_task"),
     params:
         **GENERATE_PARAMS,
         shard=shard_flag,
@@ -76,6 +82,12 @@ rule capture_shard:
     conda:
         "../../envs/model.yaml"
     threads: 1
+    resources:
+        gpu=get_model_resource("gpu"),
+        gpu_model=get_model_resource("gpu_model"),
+        mem_mb=get_model_resource("mem_mb"),
+        runtime=get_model_resource("runtime"),
+        cpus_per_task=get_model_resource("cpus_per_task"),
     params:
         **CAPTURE_PARAMS,
         shard=shard_flag,
