@@ -348,6 +348,7 @@ def test_validate_fills_defaults():
         "n": 2,
         "seed": 0,
         "params": {},
+        "shards": 1,
     }
     assert config["thresholds"] == [0.0008, 0.001, 0.002]
     assert config["results"] == "results"

@@ -469,6 +469,25 @@ FAULTS = [
         "models[1].chat_template_kwargs.today",
         "is a YAML date",
     ),
+    # ---- shards: each needs a sample; the jobs would split nothing ------------------
+    (
+        "shards-over-builtin-n",
+        _set("tasks.0.shards", 5),
+        "tasks[0].shards",
+        "5 shards but the task has 4 samples (each shard needs one)",
+    ),
+    (
+        "shards-over-jsonl-rows",
+        _set(
+            "tasks.1",
+            lambda tmp: {"id": "mine", "source": f"jsonl:{_file('one.jsonl')(tmp)}", "shards": 2},
+        ),
+        "tasks[1].shards",
+        "2 shards but the task has 1 samples",
+    ),
+    ("shards-zero", _set("tasks.0.shards", 0), "tasks[0].shards", "less than the minimum of 1"),
+    ("shards-float", _set("tasks.0.shards", 2.0), "tasks[0].shards", INT_HINT),
+    ("shards-over-limit", _set("tasks.0.shards", limits.MAX_SHARDS + 1), "tasks[0].shards", ABOVE),
     # ---- response budgets that fill a model's whole context (generation would fail) ---
     (
         "budget-fills-builtin-context",
@@ -588,7 +607,7 @@ def test_every_schema_integer_has_a_limit():
                 walk(sub, f"{where}[{i}]")
 
     walk(load_schema(), "schema")
-    assert len(found) == 22
+    assert len(found) == 23
 
 
 @pytest.mark.parametrize(

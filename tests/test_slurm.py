@@ -23,8 +23,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+import zarr
 
 from moemui.config import all_models, model_resources, validate_config
+from moemui.store import verify_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = REPO_ROOT / "profiles" / "slurm"
@@ -34,7 +36,9 @@ SCRIPTS = Path(__file__).resolve().parent / "slurm"
 GPU_KEYS = {"gpu", "gpu_model", "gres", "cpus_per_gpu", "tasks_per_gpu"}
 #: The rules that load a model: sized per model by the config (models[].resources over
 #: model_resources), not by the profile.
-MODEL_RULES = {"generate_responses", "capture_scores", "ablate_neurons"}
+#: The rules that run a model, sized per model; the shard rules run for sharded tasks.
+UNSHARDED_MODEL_RULES = {"generate_responses", "capture_scores", "ablate_neurons"}
+MODEL_RULES = UNSHARDED_MODEL_RULES | {"generate_shard", "capture_shard"}
 
 MODEL = "olmoe-tiny"
 TASK = "arithmetic"
@@ -144,7 +148,7 @@ def test_the_profiles_size_every_model_rule_per_model(
         "s-step10": {"gpu": 0, "mem_mb": 900, "runtime": 45},  # no GPU: no GPU type
         "s-step20": {"gpu": 0, "mem_mb": 900, "runtime": 45},
     }
-    jobs = {(rule, model) for rule in MODEL_RULES for model in expected}
+    jobs = {(rule, model) for rule in UNSHARDED_MODEL_RULES for model in expected}
     jobs -= {("ablate_neurons", "s-step10"), ("ablate_neurons", "s-step20")}
 
     def requests(*args: str) -> dict[tuple[str, str], dict[str, object]]:
@@ -528,3 +532,48 @@ def test_each_model_asks_slurm_for_its_own_resources(
     dry = run_snakemake(tmp_path, "-n", *targets, timeout=300)
     assert dry.returncode == 0, dry.stdout[-4000:]
     assert "Nothing to be done" in dry.stdout, dry.stdout[-4000:]
+
+
+@pytest.mark.slurm
+@pytest.mark.workflow
+def test_a_sharded_cell_runs_as_separate_slurm_jobs(
+    slurm_cluster, tmp_path, tiny_config, write_config, run_snakemake
+):
+    """A task in 2 shards (2 samples and 1): each shard's generation and capture is a
+    Slurm job of its own with the model's resources, the gathers take the profile's, and
+    the gathered group holds the 3 samples, its shards removed."""
+    cluster = slurm_cluster
+    own = {"gpu": 1, "mem_mb": 1500, "runtime": 20}
+    config = tiny_config(
+        models=[{"id": MODEL_A, "source": "builtin:olmoe_tiny", "resources": own}],
+        tasks=[{"id": TASK, "source": "builtin:arithmetic", "n": 3, "shards": 2}],
+        generation={"max_new_tokens": 3, "batch_size": 4},
+    )
+    write_config(tmp_path, config)
+    target = f"results/activations.zarr/{MODEL_A}/{TASK}"
+    run = run_through_slurm(cluster, tmp_path, run_snakemake, [PROFILE], target)
+    assert sorted(run.rules[jobid] for jobid in run.submitted) == sorted(
+        ["build_model", "make_task", "gather_responses", "gather_store"]
+        + 2 * ["generate_shard", "capture_shard"]
+    )
+    cores = min(2, cluster.cpus)
+    threads = load_profile(PROFILE)["set-threads"]
+    set_resources = load_profile(PROFILE)["set-resources"]
+    for rule in ("generate_shard", "capture_shard"):
+        for shard in ("1-of-2", "2-of-2"):
+            job = run.by_comment[f"rule_{rule}_wildcards_{shard}_{MODEL_A}_{TASK}"]
+            assert job.gpus == slurm_gpus(own), (rule, shard, job)
+            assert job.memory == f"{own['mem_mb']}M", (rule, shard, job)
+            assert job.time_limit == slurm_time(own["runtime"]), (rule, shard, job)
+            assert job.cpus == min(threads[rule], cores), (rule, shard, job)
+            print(f"squeue: {job}")  # shown with pytest -rP
+    for rule in ("gather_responses", "gather_store"):
+        job = run.by_comment[f"rule_{rule}_wildcards_{MODEL_A}_{TASK}"]
+        assert job.gpus == "N/A", (rule, job)
+        assert job.time_limit == slurm_time(set_resources[rule]["runtime"]), (rule, job)
+        assert job.memory == f"{min(set_resources[rule]['mem_mb'], cluster.real_memory_mb)}M"
+    assert len({job.job_id for job in run.jobs.values()}) == len(run.submitted) == 8
+    root = tmp_path / "results" / "activations.zarr"
+    assert verify_group(root, MODEL_A, TASK) == []
+    assert zarr.open_group(root / MODEL_A / TASK, mode="r")["sample"].shape == (3,)
+    assert not [p for p in (tmp_path / "results" / "shards").rglob("*") if p.is_file()]
