@@ -15,6 +15,8 @@ rule generate_shard:
         temp(f"{RESULTS}/shards/{{shard}}/responses/{{model}}/{{task}}.jsonl"),
     log:
         f"{RESULTS}/logs/generate_shard/{{model}}/{{task}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generate_shard/{{model}}/{{task}}/{{shard}}.tsv"
     wildcard_constraints:
         task=one_of(SHARDED),
         shard=r"\d+-of-\d+",
@@ -50,6 +52,8 @@ rule gather_responses:
         f"{RESULTS}/responses/{{model}}/{{task}}.jsonl",
     log:
         f"{RESULTS}/logs/gather_responses/{{model}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gather_responses/{{model}}/{{task}}.tsv"
     wildcard_constraints:
         task=one_of(SHARDED),
     conda:
@@ -76,6 +80,8 @@ rule capture_shard:
         ),
     log:
         f"{RESULTS}/logs/capture_shard/{{model}}/{{task}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/capture_shard/{{model}}/{{task}}/{{shard}}.tsv"
     wildcard_constraints:
         task=one_of(SHARDED),
         shard=r"\d+-of-\d+",
@@ -115,6 +121,8 @@ rule gather_store:
         directory(f"{RESULTS}/activations.zarr/{{model}}/{{task}}"),
     log:
         f"{RESULTS}/logs/gather_store/{{model}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gather_store/{{model}}/{{task}}.tsv"
     wildcard_constraints:
         task=one_of(SHARDED),
     conda:
