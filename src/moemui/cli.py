@@ -82,6 +82,16 @@ def _shard(text: str) -> tuple[int, int]:
 _shard.__name__ = "shard"
 
 
+def _add_shard_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="only shard I of N: a contiguous range of the task's samples (default: all)",
+    )
+
+
 def _csv_list(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
@@ -539,13 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FORMAT:PATH",
         help="read responses made elsewhere instead of generating: jsonl:PATH or lm-eval:PATH",
     )
-    p.add_argument(
-        "--shard",
-        type=_shard,
-        default=None,
-        metavar="I/N",
-        help="only shard I of N: a contiguous range of the task's samples (default: all)",
-    )
+    _add_shard_arg(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("capture", help="capture contribution scores into the store")
@@ -582,13 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attrs", type=_json_object, default="{}", help="extra group attributes, as JSON"
     )
-    p.add_argument(
-        "--shard",
-        type=_shard,
-        default=None,
-        metavar="I/N",
-        help="only shard I of N: a contiguous range of the task's samples (default: all)",
-    )
+    _add_shard_arg(p)
     p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser(
