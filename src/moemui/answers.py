@@ -56,8 +56,13 @@ def parse_number(text: str) -> Fraction | None:
     Fraction(2469, 2)
     >>> parse_number("12 apples") is None
     True
+    >>> parse_number("0,4") is None  # a list of two numbers, not 4
+    True
     """
-    text = text.strip().replace(",", "").replace("$", "")
+    text = text.strip().replace("$", "")
+    if "," in text and not re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
+        return None  # not thousands: a list ("0,4", "-5,1,4") is no number
+    text = text.replace(",", "")
     if not re.fullmatch(r"-?(?:\d+(?:\.\d+)?|\.\d+)", text):
         return None
     return Fraction(text)
@@ -133,7 +138,7 @@ def extract_math(response: str) -> str | None:
     if not matches:
         return None
     text = matches[-1].group(1).split("\n")[0].strip()
-    math = re.match(r"\$([^$]+)\$", text)
+    math = re.match(r"\$((?:\\\$|[^$])+)\$", text)  # an escaped dollar stays inside
     text = math.group(1) if math else re.split(r"\.\s", text)[0]
     text = text.strip().rstrip(".").strip()
     return text or None

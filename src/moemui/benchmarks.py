@@ -253,10 +253,16 @@ def _mbpp_block(row: dict) -> str:
 def _format_mbpp(row: dict, subset: str, shots: list[dict]) -> tuple[str, str, dict]:
     parts = [f"{_mbpp_block(s)}{s['code'].strip()}\n[DONE]\n\n" for s in shots]
     prompt = "".join(parts) + _mbpp_block(row)
-    setup = row.get("test_setup_code") or ""
-    imports = row.get("test_imports") or []  # the "sanitized" config
-    setup = "\n".join([*imports, setup]).strip()
-    meta = {"style": "program", "setup": setup, "tests": "\n".join(row["test_list"])}
+    # the program: the "sanitized" config's imports, the code, then the row's
+    # test_setup_code (it may use what the code defines: task 367 builds its trees with
+    # the solution's Node class), then the asserts
+    imports = "\n".join(row.get("test_imports") or [])
+    meta = {
+        "style": "program",
+        "imports": imports,
+        "setup": (row.get("test_setup_code") or "").strip(),
+        "tests": "\n".join(row["test_list"]),
+    }
     return prompt, row["code"], meta
 
 

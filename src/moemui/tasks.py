@@ -901,7 +901,7 @@ def _check_sample(sample: Any, where: str) -> None:
         if problem:
             raise MoemuiError(f"{where}: meta.stop {problem}")
     if kind == KIND_CODE:
-        for key in ("setup", "tests", "code_prompt", "entry_point"):
+        for key in ("imports", "setup", "tests", "code_prompt", "entry_point"):
             value = sample["meta"].get(key)
             found = describe_surrogate(value) if isinstance(value, str) else None
             if found:
@@ -989,6 +989,8 @@ _ARTICLE_RE = re.compile(r"[A-Z]\s+[a-z]")
 # "the answer is (B)" / "The answer is: B." anywhere in the response, not "answer is A dog".
 _ANSWER_IS_LETTER_RE = re.compile(r"answer is\s*:?\s*\(?([A-Z])\b\)?(?!\s+[a-z])", re.I)
 _TRAILING_PUNCT = ".,;:!?"
+# a letter answer and nothing else: "B", "(B)", "B.", "B)", "B:"
+_BARE_LETTER_RE = re.compile(r"\(?[A-Z]\)?[.):]?")
 
 
 def _first_line(response: str) -> str:
@@ -1000,6 +1002,13 @@ def _extract_choice(
     line: str, choices: list[str] | None, response: str | None = None
 ) -> str | None:
     valid = LETTERS[: len(choices)] if choices is not None else LETTERS
+    texts = [_normalise(c) for c in choices] if choices else []
+    # a whole line that is one option's text (spaces normalised, the data's trailing or
+    # non-breaking ones too) is that option, even when it starts like a letter answer
+    # ("B. F. Skinner", "A DNA sequence ..."); a bare letter stays a letter
+    whole = _normalise(line)
+    if whole and not _BARE_LETTER_RE.fullmatch(whole) and texts.count(whole) == 1:
+        return LETTERS[texts.index(whole)]
     letter: str | None = None
     m = _PAREN_LETTER_RE.match(line)
     if m:
@@ -1020,9 +1029,9 @@ def _extract_choice(
     if not choices:
         return None
     token = line.split(maxsplit=1)[0] if line else ""
-    for candidate in (_normalise(line), token, token.rstrip(_TRAILING_PUNCT)):
-        if candidate and choices.count(candidate) == 1:
-            return LETTERS[choices.index(candidate)]
+    for candidate in (whole, token, token.rstrip(_TRAILING_PUNCT)):
+        if candidate and texts.count(candidate) == 1:
+            return LETTERS[texts.index(candidate)]
     return None
 
 
@@ -1037,7 +1046,10 @@ def extract_answer(kind: str, response: str, choices: list[str] | None = None) -
         written (``"068"``); :func:`score` compares numerically. ``"the answer is 68"``
         gives ``"68"``; ``"68."`` gives ``"68"``; no digits gives ``None``.
     ``"choice"``
-        An option letter, *uppercase only*, at the start of the first line: ``"(B)"``
+        With ``choices``, first: a first line (whitespace-normalised, as the choice texts
+        are) equal to exactly one choice's text gives its letter, unless the line is a bare
+        letter (``"B"``, ``"(B)"``, ``"B."``): ``"B. F. Skinner"`` is that option. Then an
+        option letter, *uppercase only*, at the start of the first line: ``"(B)"``
         followed by anything, or ``"B"`` followed by the end of the line, ``")"``, ``"."``,
         ``":"`` or whitespace — except that a letter, whitespace and a lowercase letter is an
         article, not an answer (``"A dog"``, ``"I think"``). The letter must be within
@@ -1177,7 +1189,8 @@ def score(sample: dict, response: str) -> bool:
 def code_program(sample: dict, code: str) -> str:
     """The program that tests ``code`` (the extracted code of a response) on a code sample.
 
-    ``meta.style`` ``"program"`` (MBPP): ``meta.setup``, the code, then ``meta.tests``.
+    ``meta.style`` ``"program"`` (MBPP): ``meta.imports``, the code, ``meta.setup`` (which
+    may use what the code defines), then ``meta.tests``.
     ``"completion"`` (HumanEval): :func:`~moemui.answers.humaneval_program` of
     ``meta.code_prompt`` and the code, then ``meta.tests`` and ``check(<entry_point>)``.
     """
@@ -1189,7 +1202,7 @@ def code_program(sample: dict, code: str) -> str:
             body = answers.humaneval_program(meta["code_prompt"], code, meta["entry_point"])
             return f"{body}\n\n{tests}\n\ncheck({meta['entry_point']})\n"
         if style == "program":
-            return f"{meta.get('setup', '')}\n{code}\n\n{tests}\n"
+            return f"{meta.get('imports', '')}\n{code}\n\n{meta.get('setup', '')}\n\n{tests}\n"
     except KeyError as exc:
         raise MoemuiError(f"sample {sid!r}: code sample without meta.{exc.args[0]}") from None
     raise MoemuiError(f"sample {sid!r}: unknown code style {style!r}")
