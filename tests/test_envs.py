@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from moemui.store import verify_group
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -121,6 +123,50 @@ def _write_group(root: Path, model: str, task: str, seed: int) -> None:
     writer.publish()
 
 
+def _write_shards(tmp_path: Path) -> list[str]:
+    """A task of samples a, b, c in 2 shards (a, b and c): each shard's responses and
+    store group; the gather commands' arguments."""
+    from moemui.adapters import Geometry
+    from moemui.capture import BatchScores
+    from moemui.store import StoreWriter
+
+    tasks = tmp_path / "abc.jsonl"
+    tasks.write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": "p", "reference": "r", "meta": {"kind": "exact"}}) + "\n"
+            for i in "abc"
+        )
+    )
+    geo = Geometry("fam", "FamForCausalLM", [0, 1], [], 4, 0, 8, 2)
+    rng = np.random.default_rng(0)
+    responses, groups = [], []
+    for index, ids in ((1, ["a", "b"]), (2, ["c"])):
+        shard = tmp_path / "shards" / f"{index}-of-2"
+        shard.mkdir(parents=True)
+        (shard / "r.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+        responses.append(str(shard / "r.jsonl"))
+        n, start = len(ids), 0 if index == 1 else 2
+        batch = BatchScores(
+            score={"gate": rng.random((n, 2, 4, 8), dtype=np.float32)},
+            pairtop={"gate": np.sort(rng.random((n, 2, 4), dtype=np.float32))[..., ::-1].copy()},
+            route_tokens=np.full((n, 2, 4), 2, dtype=np.int32),
+            route_weight=np.ones((n, 2, 4), dtype=np.float32),
+            n_tokens=np.full(n, 4, dtype=np.int32),
+        )
+        shard_attr = {"index": index, "count": 2, "start": start, "stop": start + n}
+        group = shard / "act.zarr" / "m" / "abc"
+        writer = StoreWriter(
+            group, geo, ids, ("gate",), 4, {"model": "m", "task": "abc", "shard": shard_attr}
+        )
+        writer.write(0, batch, np.ones(n, dtype=bool))
+        writer.publish()
+        groups.append(str(group))
+    return [
+        ["gather-responses", "--tasks", str(tasks), "--parts", *responses, "--out", "g.jsonl"],
+        ["gather-store", "--tasks", str(tasks), "--parts", *groups, "--out", "g.zarr/m/abc"],
+    ]
+
+
 def test_table_steps_run_without_torch_transformers_or_altair(tmp_path, run_without_heavy):
     """Every command the tables env's rules run, on real inputs, with the heavy packages
     unimportable: the tables env needs none of them."""
@@ -172,6 +218,7 @@ def test_table_steps_run_without_torch_transformers_or_altair(tmp_path, run_with
             "trajectory.csv",
         ],
     ]
+    steps += _write_shards(tmp_path)
     # the analysis table commands run the same way, without the heavy packages, in
     # tests/test_analyses_config.py::test_analysis_table_commands_run_without_heavy_packages
     analyses = {"experts", "robustness", "mui-performance", "diversity"}
@@ -180,6 +227,8 @@ def test_table_steps_run_without_torch_transformers_or_altair(tmp_path, run_with
         done = run_without_heavy(argv, tmp_path)
         assert done.returncode == 0, f"moemui {argv[0]}: {done.stderr}"
     assert len((tmp_path / "tasks/arith.jsonl").read_text().splitlines()) == 5
+    assert [json.loads(line)["id"] for line in (tmp_path / "g.jsonl").open()] == ["a", "b", "c"]
+    assert verify_group(tmp_path / "g.zarr", "m", "abc") == []
     assert (store / "zarr.json").is_file()
     mui = pd.read_csv(tmp_path / "mui.csv")
     assert set(mui["model"]) == {"m-step100", "m-step200"}

@@ -121,30 +121,21 @@ def gather_responses(
     return len(records)
 
 
-def _geometry(attrs: dict):
-    """The :class:`~moemui.adapters.base.Geometry` a group's ``geometry`` attribute
-    records (its ``as_dict`` gives the attribute back, key for key)."""
-    from moemui.adapters.base import Geometry
+class _RecordedGeometry:
+    """A group's ``geometry`` attribute as the writer reads a geometry (layers, experts,
+    neurons; ``as_dict`` gives the attribute back, key for key), without the model
+    adapters (and torch), which the tables environment of the gather does not have."""
 
-    geo = dict(attrs["geometry"])
-    fields = (
-        "family",
-        "architecture",
-        "moe_layers",
-        "dense_layers",
-        "routed_experts",
-        "shared_experts",
-        "neurons_per_expert",
-        "top_k",
-        "shared_gate",
-    )
-    kwargs = {k: geo.pop(k) for k in fields}
-    geo.pop("neurons_per_layer", None)
-    geo.pop("total_neurons", None)
-    geometry = Geometry(**kwargs, extra=geo)
-    if geometry.as_dict() != attrs["geometry"]:
-        raise MoemuiError("the geometry attribute does not read back as written")
-    return geometry
+    def __init__(self, recorded: dict):
+        self._dict = dict(recorded)
+        self.moe_layers = [int(i) for i in recorded["moe_layers"]]
+        self.routed_experts = int(recorded["routed_experts"])
+        self.shared_experts = int(recorded["shared_experts"])
+        self.experts_per_layer = self.routed_experts + self.shared_experts
+        self.neurons_per_expert = int(recorded["neurons_per_expert"])
+
+    def as_dict(self) -> dict:
+        return dict(self._dict)
 
 
 class _Part:
@@ -233,7 +224,7 @@ def gather_store(
                 f"({opened[0].path}); capture the shards with one config"
             )
         spans.append((start, stop))
-    geometry = _geometry(first)
+    geometry = _RecordedGeometry(first["geometry"])
     writer = StoreWriter(
         out,
         geometry,
