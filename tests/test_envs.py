@@ -101,21 +101,27 @@ def test_model_rules_are_the_model_commands():
     }
 
 
-def _write_group(root: Path, model: str, task: str, seed: int) -> None:
-    from moemui.adapters import Geometry
+def _batch(rng: np.random.Generator, n: int):
+    """Random scores of ``n`` samples of the 2-layer, 4-expert, 8-neuron test geometry."""
     from moemui.capture import BatchScores
-    from moemui.store import StoreWriter
 
-    geo = Geometry("fam", "FamForCausalLM", [0, 1], [], 4, 0, 8, 2)
-    rng = np.random.default_rng(seed)
-    n = 3
-    batch = BatchScores(
+    return BatchScores(
         score={"gate": rng.random((n, 2, 4, 8), dtype=np.float32)},
         pairtop={"gate": np.sort(rng.random((n, 2, 4), dtype=np.float32))[..., ::-1].copy()},
         route_tokens=np.full((n, 2, 4), 2, dtype=np.int32),
         route_weight=np.ones((n, 2, 4), dtype=np.float32),
         n_tokens=np.full(n, 4, dtype=np.int32),
     )
+
+
+def _write_group(root: Path, model: str, task: str, seed: int) -> None:
+    from moemui.adapters import Geometry
+    from moemui.store import StoreWriter
+
+    geo = Geometry("fam", "FamForCausalLM", [0, 1], [], 4, 0, 8, 2)
+    rng = np.random.default_rng(seed)
+    n = 3
+    batch = _batch(rng, n)
     writer = StoreWriter(
         root / model / task, geo, ["a", "b", "c"], ("gate",), 4, {"model": model, "task": task}
     )
@@ -127,7 +133,6 @@ def _write_shards(tmp_path: Path) -> list[str]:
     """A task of samples a, b, c in 2 shards (a, b and c): each shard's responses and
     store group; the gather commands' arguments."""
     from moemui.adapters import Geometry
-    from moemui.capture import BatchScores
     from moemui.store import StoreWriter
 
     tasks = tmp_path / "abc.jsonl"
@@ -146,13 +151,7 @@ def _write_shards(tmp_path: Path) -> list[str]:
         (shard / "r.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
         responses.append(str(shard / "r.jsonl"))
         n, start = len(ids), 0 if index == 1 else 2
-        batch = BatchScores(
-            score={"gate": rng.random((n, 2, 4, 8), dtype=np.float32)},
-            pairtop={"gate": np.sort(rng.random((n, 2, 4), dtype=np.float32))[..., ::-1].copy()},
-            route_tokens=np.full((n, 2, 4), 2, dtype=np.int32),
-            route_weight=np.ones((n, 2, 4), dtype=np.float32),
-            n_tokens=np.full(n, 4, dtype=np.int32),
-        )
+        batch = _batch(rng, n)
         shard_attr = {"index": index, "count": 2, "start": start, "stop": start + n}
         group = shard / "act.zarr" / "m" / "abc"
         writer = StoreWriter(
