@@ -143,11 +143,7 @@ rule ablate_neurons:
         "../../envs/model.yaml"
     threads: 1
     resources:
-        gpu=get_model_resource("gpu"),
-        gpu_model=get_model_resource("gpu_model"),
-        mem_mb=get_model_resource("mem_mb"),
-        runtime=get_model_resource("runtime"),
-        cpus_per_task=get_model_resource("cpus_per_task"),
+        **MODEL_RESOURCES,
     params:
         source=get_model_source,
         revision=lambda wc: MODELS[wc.model]["revision"],

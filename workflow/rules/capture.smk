@@ -48,26 +48,11 @@ rule capture_scores:
         "../../envs/model.yaml"
     threads: 1
     resources:
-        gpu=get_model_resource("gpu"),
-        gpu_model=get_model_resource("gpu_model"),
-        mem_mb=get_model_resource("mem_mb"),
-        runtime=get_model_resource("runtime"),
-        cpus_per_task=get_model_resource("cpus_per_task"),
+        **MODEL_RESOURCES,
     params:
         **CAPTURE_PARAMS,
     shell:
-        """
-        moemui --threads {threads} capture --model-id {wildcards.model:q} \
-            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
-            {params.load} \
-            --task-id {wildcards.task:q} --tasks {input.tasks:q} \
-            --responses {input.responses:q} --variants {params.variants:q} \
-            --target {params.target:q} --max-threshold {params.max_threshold} \
-            --batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} \
-            --tokens {params.tokens:q} \
-            --attrs {params.attrs:q} \
-            --out {output:q} 2>{log:q}
-        """
+        capture_shell()
 
 
 rule index_store:

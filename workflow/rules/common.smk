@@ -248,6 +248,42 @@ def get_recapture_mark(wildcards):
     return str(max(marks, key=lambda p: p.stat().st_mtime_ns)) if marks else []
 
 
+# The jobs that load a model, sized per model (a model's resources over model_resources).
+MODEL_RESOURCES = dict(
+    gpu=get_model_resource("gpu"),
+    gpu_model=get_model_resource("gpu_model"),
+    mem_mb=get_model_resource("mem_mb"),
+    runtime=get_model_resource("runtime"),
+    cpus_per_task=get_model_resource("cpus_per_task"),
+)
+
+
+def generate_shell(extra=""):
+    """The command of generate_responses, and with ``extra`` flags of generate_shard."""
+    return (
+        "moemui --threads {threads} generate --model-id {wildcards.model:q} "
+        "--source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} "
+        "{params.load} --tasks {input.tasks:q} --batch-size {params.batch_size} "
+        "--max-new-tokens {params.max_new_tokens} --reasoning {params.reasoning:q} "
+        "--chat-template-kwargs {params.template_kwargs:q} {params.imported} "
+        f"{extra}--out {{output:q}} 2>{{log:q}}"
+    )
+
+
+def capture_shell(extra=""):
+    """The command of capture_scores, and with ``extra`` flags of capture_shard."""
+    return (
+        "moemui --threads {threads} capture --model-id {wildcards.model:q} "
+        "--source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} "
+        "{params.load} --task-id {wildcards.task:q} --tasks {input.tasks:q} "
+        "--responses {input.responses:q} --variants {params.variants:q} "
+        "--target {params.target:q} --max-threshold {params.max_threshold} "
+        "--batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} "
+        "--tokens {params.tokens:q} --attrs {params.attrs:q} "
+        f"{extra}--out {{output:q}} 2>{{log:q}}"
+    )
+
+
 # Shards (workflow/rules/shards.smk)
 
 

@@ -30,20 +30,8 @@ rule generate_responses:
         "../../envs/model.yaml"
     threads: 1
     resources:
-        gpu=get_model_resource("gpu"),
-        gpu_model=get_model_resource("gpu_model"),
-        mem_mb=get_model_resource("mem_mb"),
-        runtime=get_model_resource("runtime"),
-        cpus_per_task=get_model_resource("cpus_per_task"),
+        **MODEL_RESOURCES,
     params:
         **GENERATE_PARAMS,
     shell:
-        """
-        moemui --threads {threads} generate --model-id {wildcards.model:q} \
-            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
-            {params.load} \
-            --tasks {input.tasks:q} --batch-size {params.batch_size} \
-            --max-new-tokens {params.max_new_tokens} --reasoning {params.reasoning:q} \
-            --chat-template-kwargs {params.template_kwargs:q} {params.imported} \
-            --out {output:q} 2>{log:q}
-        """
+        generate_shell()

@@ -24,24 +24,12 @@ rule generate_shard:
         "../../envs/model.yaml"
     threads: 1
     resources:
-        gpu=get_model_resource("gpu"),
-        gpu_model=get_model_resource("gpu_model"),
-        mem_mb=get_model_resource("mem_mb"),
-        runtime=get_model_resource("runtime"),
-        cpus_per_task=get_model_resource("cpus_per_task"),
+        **MODEL_RESOURCES,
     params:
         **GENERATE_PARAMS,
         shard=shard_flag,
     shell:
-        """
-        moemui --threads {threads} generate --model-id {wildcards.model:q} \
-            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
-            {params.load} \
-            --tasks {input.tasks:q} --batch-size {params.batch_size} \
-            --max-new-tokens {params.max_new_tokens} --reasoning {params.reasoning:q} \
-            --chat-template-kwargs {params.template_kwargs:q} {params.imported} \
-            --shard {params.shard} --out {output:q} 2>{log:q}
-        """
+        generate_shell("--shard {params.shard} ")
 
 
 rule gather_responses:
@@ -89,27 +77,12 @@ rule capture_shard:
         "../../envs/model.yaml"
     threads: 1
     resources:
-        gpu=get_model_resource("gpu"),
-        gpu_model=get_model_resource("gpu_model"),
-        mem_mb=get_model_resource("mem_mb"),
-        runtime=get_model_resource("runtime"),
-        cpus_per_task=get_model_resource("cpus_per_task"),
+        **MODEL_RESOURCES,
     params:
         **CAPTURE_PARAMS,
         shard=shard_flag,
     shell:
-        """
-        moemui --threads {threads} capture --model-id {wildcards.model:q} \
-            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
-            {params.load} \
-            --task-id {wildcards.task:q} --tasks {input.tasks:q} \
-            --responses {input.responses:q} --variants {params.variants:q} \
-            --target {params.target:q} --max-threshold {params.max_threshold} \
-            --batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} \
-            --tokens {params.tokens:q} \
-            --attrs {params.attrs:q} \
-            --shard {params.shard} --out {output:q} 2>{log:q}
-        """
+        capture_shell("--shard {params.shard} ")
 
 
 rule gather_store:
