@@ -4,12 +4,16 @@ weights come back afterwards, and the random control matches the key neurons' ex
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from moemui.analyses.ablation import (
+    ABLATION_SUMMARY_COLUMNS,
+    ablation_summary,
     ablation_table,
     down_column,
     neurons_from_flat,
+    paired_se,
     random_control,
     zeroed_neurons,
 )
@@ -136,21 +140,90 @@ def test_random_control_matches_experts_and_avoids_key_neurons():
 
 def test_ablation_table_reports_both_drops():
     key = [(0, 0, 1), (0, 0, 2), (1, 3, 0)]
+    wide = key + [(1, 3, 5)]
     calls = []
+    baseline = [True] * 6 + [False] * 2  # 0.75
 
-    def accuracy_of(neurons):
+    def correct_of(neurons):
         calls.append(list(neurons))
         if not neurons:
-            return 0.75, 8
-        return (0.25 if neurons == key else 0.625), 8
+            return baseline
+        if neurons == key:
+            return [True, True] + [False] * 6  # 0.25
+        if neurons == wide:
+            return [False] * 8
+        return [True] * 5 + [False] * 3  # 0.625
 
-    meta = {"model": "m", "task": "t", "variant": "glu", "threshold": 0.001}
-    table = ablation_table(accuracy_of, key, 8, [0, 1], meta)
-    assert table["condition"].tolist() == ["baseline", "key", "random", "random"]
-    assert table["seed"].tolist()[2:] == [0, 1]
+    meta = {"model": "m", "task": "t", "variant": "glu"}
+    table = ablation_table(correct_of, {0.01: wide, 0.001: key}, 8, [0, 1], meta)
+    # one baseline run, then per threshold (ascending): key, then a random draw per seed
+    assert len(calls) == 1 + 2 * 3 and calls[0] == [] and calls[1] == key and calls[4] == wide
+    assert table["threshold"].tolist() == [0.001] * 4 + [0.01] * 4
+    assert table["condition"].tolist() == ["baseline", "key", "random", "random"] * 2
+    assert table["seed"].tolist()[2:4] == [0, 1]
     assert table["seed"].isna().tolist()[:2] == [True, True]
-    assert table["accuracy_drop"].tolist() == [0.0, 0.5, 0.125, 0.125]
+    assert table["accuracy_drop"].tolist() == [0.0, 0.5, 0.125, 0.125, 0.0, 0.75, 0.125, 0.125]
     assert (table["baseline_accuracy"] == 0.75).all()
-    assert table["n_neurons"].tolist() == [0, 3, 3, 3]
-    assert table["n_experts"].tolist() == [0, 2, 2, 2]
-    assert calls[0] == [] and calls[1] == key
+    assert table["n_neurons"].tolist() == [0, 3, 3, 3, 0, 4, 4, 4]
+    assert table["n_experts"].tolist()[:4] == [0, 2, 2, 2]
+    # paired standard error: the per-sample changes 0,0,1,1,1,1,0,0 (key at 0.1%)
+    diff = np.array([0, 0, 1, 1, 1, 1, 0, 0], dtype=float)
+    assert table["drop_se"].iloc[1] == pytest.approx(diff.std(ddof=1) / np.sqrt(8))
+    assert table["drop_se"].iloc[0] == 0.0
+
+
+def test_paired_se_matches_an_independent_computation():
+    rng = np.random.default_rng(3)
+    before, after = rng.random(50) < 0.7, rng.random(50) < 0.5
+    d = before.astype(float) - after.astype(float)
+    expected = np.sqrt(((d - d.mean()) ** 2).sum() / 49) / np.sqrt(50)
+    assert paired_se(before, after) == pytest.approx(expected)
+    assert np.isnan(paired_se([True], [False]))
+
+
+def test_ablation_table_refuses_runs_of_other_lengths():
+    def correct_of(neurons):
+        return [True, False] if not neurons else [True]
+
+    with pytest.raises(MoemuiError, match="key run scored 1 samples, the baseline 2"):
+        ablation_table(correct_of, {0.001: [(0, 0, 1)]}, 8, [0], {"model": "m"})
+
+
+def test_ablation_summary_sets_the_key_drop_against_the_draws():
+    table = []
+    for tau, key_drop, draws in ((0.001, 0.1, [0.0, 0.1, 0.2, 0.05]), (0.01, 0.5, [0.1, 0.2])):
+        runs = [("baseline", None, 0.0, 0.0, 0), ("key", None, key_drop, 0.05, 30)]
+        runs += [("random", seed, d, 0.04, 30) for seed, d in enumerate(draws)]
+        for cond, seed, drop, se, n in runs:
+            table.append(
+                {
+                    "model": "m",
+                    "task": "t",
+                    "variant": "glu",
+                    "threshold": tau,
+                    "condition": cond,
+                    "seed": seed,
+                    "n_neurons": n,
+                    "n_experts": 3 if n else 0,
+                    "n_samples": 40,
+                    "accuracy": 0.8 - drop,
+                    "baseline_accuracy": 0.8,
+                    "accuracy_drop": drop,
+                    "drop_se": se,
+                }
+            )
+    summary = ablation_summary(pd.DataFrame(table))
+    assert list(summary.columns) == ABLATION_SUMMARY_COLUMNS
+    assert summary["threshold"].tolist() == [0.001, 0.01]
+    low, high = summary.iloc[0], summary.iloc[1]
+    assert low["key_drop"] == 0.1 and low["key_drop_se"] == 0.05 and low["n_neurons"] == 30
+    assert low["random_draws"] == 4
+    assert low["random_drop_mean"] == pytest.approx(np.mean([0.0, 0.1, 0.2, 0.05]))
+    assert low["random_drop_std"] == pytest.approx(np.std([0.0, 0.1, 0.2, 0.05], ddof=1))
+    assert (low["random_drop_min"], low["random_drop_max"]) == (0.0, 0.2)
+    assert low["excess_drop"] == pytest.approx(0.1 - 0.0875)
+    # draws costing at least the key drop: 0.1 and 0.2 -> p = (1 + 2) / (1 + 4)
+    assert low["random_at_least_key"] == 2 and low["p_value"] == pytest.approx(3 / 5)
+    assert high["random_at_least_key"] == 0 and high["p_value"] == pytest.approx(1 / 3)
+    with pytest.raises(MoemuiError, match="lacks the columns drop_se"):
+        ablation_summary(pd.DataFrame(table).drop(columns="drop_se"))

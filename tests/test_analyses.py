@@ -12,9 +12,11 @@ from moemui.analyses.diversity import MIX, diversity_table, subsets
 from moemui.analyses.experts import (
     EXPERT_COLUMNS,
     KEY_EXPERT_COLUMNS,
+    TOP_KEY_EXPERT_COLUMNS,
     activation_rates,
     expert_tables,
     top_experts,
+    top_key_experts,
 )
 from moemui.analyses.keys import key_sets
 from moemui.analyses.performance import ALL_TASKS, family_fits, mui_performance
@@ -171,6 +173,8 @@ def test_key_rate_and_key_expert_proportion_by_hand():
         (3, 1): 1,
         (3, 2): 2,
     }
+    # expert-level MUI: the key neurons' share of the expert's 4 neurons
+    assert at["expert_mui"].to_dict() == {k: v / 4 for k, v in at["key_neurons"].items()}
     assert at.loc[(1, 2), "expert_kind"] == "shared"
     k = keys[keys["threshold"] == 0.05].set_index("rho")
     assert sorted(k.index) == [0.0, 0.3]  # rho 0 always
@@ -201,6 +205,35 @@ def test_activation_rates_and_top_experts():
         (1, 0, "routed"),  # ties broken by layer, then expert
     ]
     assert top["routed_tokens"].tolist() == [8, 8, 4]
+
+
+def test_top_key_experts_rank_by_key_rate_then_expert_mui():
+    experts, _ = expert_tables(hand_store(), [0.05, 0.2], [], "m", "t")
+    top = top_key_experts(experts, top=3)
+    assert list(top.columns) == TOP_KEY_EXPERT_COLUMNS
+    at = top[top["threshold"] == 0.05]
+    assert at["rank"].tolist() == [1, 2, 3]
+    # tau 0.05: (1,0) is key for 2 of 4 samples; (1,2), (3,1) and (3,2) for 1 each, and
+    # (3,2) holds 2 of its 4 neurons in the key set (MUI 0.5) against 1 of 4: it goes first
+    assert list(zip(at["layer"], at["expert"], at["expert_kind"], strict=True)) == [
+        (1, 0, "routed"),
+        (3, 2, "shared"),
+        (1, 2, "shared"),  # (1,2) and (3,1) tie at rate 1/4 and MUI 1/4: lower layer first
+    ]
+    assert at["key_rate"].tolist() == [0.5, 0.25, 0.25]
+    assert at["expert_mui"].tolist() == [0.25, 0.5, 0.25]
+    assert set(at["variant"]) == {"glu"} and set(at["n_samples"]) == {4}
+    # each threshold ranked on its own; an expert key for no sample is never listed
+    assert sorted(set(top["threshold"])) == [0.05, 0.2]
+    everyone = top_key_experts(experts, top=100)
+    assert len(everyone[everyone["threshold"] == 0.05]) == 4
+    assert (everyone["key_samples"] > 0).all()
+
+
+def test_top_key_experts_need_the_per_expert_columns():
+    experts, _ = expert_tables(hand_store(), [0.05], [], "m", "t")
+    with pytest.raises(MoemuiError, match="lacks the columns expert_mui"):
+        top_key_experts(experts.drop(columns="expert_mui"))
 
 
 # --------------------------------------------------------------------------------------

@@ -19,13 +19,13 @@ def test_defaults_fill_the_section(tiny_config):
     assert config["analyses"] == {
         "variant": None,
         "threshold": None,
-        "rho": [0.1, 0.5],
+        "rho": [0.1, 0.5, 0.6],
         "top_experts": 10,
         "diversity": {"sizes": [1, 2, 4, 8, 16, 32, 64], "draws": 5, "seed": 0},
         "ablation": {
             "cells": [],
             "variant": None,
-            "threshold": None,
+            "thresholds": None,
             "seeds": [0, 1, 2],
             "n_samples": 64,
             "max_new_tokens": 8,
@@ -33,9 +33,10 @@ def test_defaults_fill_the_section(tiny_config):
     }
     settings = analysis_settings(config)
     assert (settings["variant"], settings["threshold"]) == ("gate", 0.0008)
-    assert (settings["ablation"]["variant"], settings["ablation"]["threshold"]) == (
+    # the ablation: the focus threshold and the largest the store supports
+    assert (settings["ablation"]["variant"], settings["ablation"]["thresholds"]) == (
         "gate",
-        0.0008,
+        [0.0008, 0.01],
     )
     assert config["analyses"]["variant"] is None  # the config itself is left as given
 
@@ -46,14 +47,22 @@ def test_settings_resolve_the_ablation_to_the_focus(tiny_config):
     )
     settings = analysis_settings(config)
     assert settings["ablation"]["variant"] == "glu"
-    assert settings["ablation"]["threshold"] == 0.002
+    assert settings["ablation"]["thresholds"] == [0.002, 0.01]
+    # a focus at capture.max_threshold is ablated once
+    at_top = tiny_config(analyses={"threshold": 0.002}, capture={"max_threshold": 0.002})
+    at_top["thresholds"] = [0.001, 0.002]
+    assert analysis_settings(validate_config(at_top))["ablation"]["thresholds"] == [0.002]
+    # thresholds of its own, any up to max_threshold, not only those of `thresholds`
     own = validate_config(
         tiny_config(
-            analyses={"variant": "glu", "ablation": {"variant": "gate", "threshold": 0.001}}
+            analyses={
+                "variant": "glu",
+                "ablation": {"variant": "gate", "thresholds": [0.005, 0.001]},
+            }
         )
     )
     assert analysis_settings(own)["ablation"]["variant"] == "gate"
-    assert analysis_settings(own)["ablation"]["threshold"] == 0.001
+    assert analysis_settings(own)["ablation"]["thresholds"] == [0.001, 0.005]
 
 
 def test_every_analysis_key_is_described():
@@ -81,8 +90,16 @@ def test_every_analysis_key_is_described():
             "config key 'analyses.ablation.variant': 'act' is not a captured variant",
         ),
         (
-            {"ablation": {"threshold": 0.003}},
-            "config key 'analyses.ablation.threshold': 0.003 is not one of the thresholds",
+            {"ablation": {"thresholds": [0.001, 0.03]}},
+            "config key 'analyses.ablation.thresholds[1]': 0.03 exceeds capture.max_threshold",
+        ),
+        (
+            {"ablation": {"thresholds": [0.001, 0.00100000001]}},
+            "config key 'analyses.ablation.thresholds[1]': 0.00100000001 is too close to",
+        ),
+        (
+            {"ablation": {"threshold": 0.001}},
+            "config key 'analyses.ablation.threshold': unknown key",
         ),
         (
             {"ablation": {"cells": [{"model": "nope", "task": "boolean"}]}},
@@ -176,14 +193,34 @@ def test_analysis_table_commands_run_without_heavy_packages(tmp_path, run_withou
     models = '{"m1": {"family": "f", "release": 1}, "m2": {"family": "f", "release": 2}}'
     steps = [
         ["experts", *groups, "--thresholds", "0.05", "0.1", "--rho", "0.5", "--top", "3"]
-        + ["--out-experts", "e.csv", "--out-key-experts", "k.csv", "--out-top", "top.csv"],
+        + ["--out-experts", "e.csv", "--out-key-experts", "k.csv", "--out-top", "top.csv"]
+        + ["--out-top-key", "topk.csv"],
         ["robustness", "--mui", "mui.csv", "--key-experts", "k.csv", "--experts", "e.csv"]
         + ["--out", "r.csv"],
         ["mui-performance", "--mui", "mui.csv", "--performance", "performance.csv"]
         + ["--models", models, "--out", "mp.csv", "--out-fits", "fits.csv"],
         ["diversity", *groups, "--thresholds", "0.1", "--sizes", "1", "2", "4"]
         + ["--draws", "3", "--out", "d.csv"],
+        ["aggregate-ablation", "a1.csv", "a2.csv", "--out", "a.csv", "--out-summary", "as.csv"],
     ]
+    for i, drops in enumerate(([0.0, 0.5, 0.1, 0.2], [0.0, 0.25, 0.25, 0.0]), start=1):
+        pd.DataFrame(
+            {
+                "model": f"m{i}",
+                "task": "x",
+                "variant": "glu",
+                "threshold": 0.1,
+                "condition": ["baseline", "key", "random", "random"],
+                "seed": [None, None, 0, 1],
+                "n_neurons": [0, 4, 4, 4],
+                "n_experts": [0, 2, 2, 2],
+                "n_samples": 4,
+                "accuracy": [0.75 - d for d in drops],
+                "baseline_accuracy": 0.75,
+                "accuracy_drop": drops,
+                "drop_se": [0.0, 0.2, 0.1, 0.1],
+            }
+        ).to_csv(tmp_path / f"a{i}.csv", index=False)
     for argv in steps:
         done = run_without_heavy(argv, tmp_path)
         assert done.returncode == 0, f"moemui {argv[0]}: {done.stderr}"
@@ -194,6 +231,8 @@ def test_analysis_table_commands_run_without_heavy_packages(tmp_path, run_withou
     top = pd.read_csv(tmp_path / "top.csv")
     assert (top.groupby(["model", "task"]).size() == 3).all()
     assert top[top["rank"] == 1]["expert_kind"].eq("shared").all()
+    top_key = pd.read_csv(tmp_path / "topk.csv")
+    assert (top_key.groupby(["model", "task", "variant", "threshold"]).size() <= 3).all()
     robustness = pd.read_csv(tmp_path / "r.csv")
     across = robustness[robustness["analysis"] == "mui_across_cells"]
     assert (across["n_cells"] == 4).all() and across["value"].notna().all()
@@ -201,6 +240,10 @@ def test_analysis_table_commands_run_without_heavy_packages(tmp_path, run_withou
     assert set(fits["family"]) == {"f"}
     diversity = pd.read_csv(tmp_path / "d.csv")
     assert set(diversity["task"]) == {"x", "y", "(mix)"}
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 8
+    summary = pd.read_csv(tmp_path / "as.csv").set_index("model")
+    assert summary["random_at_least_key"].to_dict() == {"m1": 0, "m2": 1}
+    assert summary["p_value"].to_dict() == pytest.approx({"m1": 1 / 3, "m2": 2 / 3})
 
 
 def test_missing_inputs_end_in_one_error_line(tmp_path, capsys):
@@ -213,10 +256,11 @@ def test_missing_inputs_end_in_one_error_line(tmp_path, capsys):
     assert "Traceback" not in err
     group = str(tmp_path / "act.zarr" / "m" / "t")
     argv = ["experts", group, "--thresholds", "0.1", "--out-experts", "e", "--out-key-experts"]
-    assert main([*argv, "k", "--out-top", "t"]) == 2
+    assert main([*argv, "k", "--out-top", "t", "--out-top-key", "tk"]) == 2
     assert "no group m/t in the activations store" in capsys.readouterr().err
     group = _write_group(tmp_path / "act.zarr", "m", "t", 0)
-    assert main([*argv[:2], "--thresholds", "0.2", *argv[4:], "k", "--out-top", "t"]) == 2
+    outs = ["k", "--out-top", "t", "--out-top-key", "tk"]
+    assert main([*argv[:2], "--thresholds", "0.2", *argv[4:], *outs]) == 2
     assert "ERROR: m/t: k = 6 exceeds the 4 triple scores" in capsys.readouterr().err
     assert main(["chart", "pie", str(tmp_path / "no.csv"), "--svg", "x.svg"]) == 2
     assert f"ERROR: {tmp_path / 'no.csv'}: file not found" in capsys.readouterr().err

@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moemui.analyses.experts import EXPERT_COLUMNS, KEY_EXPERT_COLUMNS, TOP_EXPERT_COLUMNS
+from moemui.analyses.ablation import ABLATION_SUMMARY_COLUMNS
+from moemui.analyses.experts import (
+    EXPERT_COLUMNS,
+    KEY_EXPERT_COLUMNS,
+    TOP_EXPERT_COLUMNS,
+    TOP_KEY_EXPERT_COLUMNS,
+)
 from moemui.analyses.robustness import ROBUSTNESS_COLUMNS
 
 MODEL_RULES = {"build_model", "make_task", "generate_responses", "capture_scores"}
@@ -32,6 +38,7 @@ CHARTS = [
     "mui_performance",
     "key_experts",
     "top_experts",
+    "top_key_experts",
     "threshold_robustness",
     "diversity",
     "ablation",
@@ -123,6 +130,28 @@ def test_the_analysis_tables(analyses_run):
     assert (top.groupby(["model", "task"]).size() == 5).all()
     qwen_top = top[(top["model"] == "qwen2moe-tiny") & (top["rank"] <= 4)]
     assert (qwen_top["expert_kind"] == "shared").all()
+    # the paper's view: by key rate, per variant and threshold, from the per-expert rows
+    top_key = pd.read_csv(tables / "top_key_experts.csv")
+    assert list(top_key.columns) == TOP_KEY_EXPERT_COLUMNS
+    cell = ["model", "task", "variant", "threshold"]
+    assert (top_key.groupby(cell).size() <= 5).all() and len(top_key.groupby(cell)) == 24
+    assert (top_key["key_samples"] > 0).all()
+    for key, ranked in top_key.groupby(cell):
+        rows = experts[(experts[cell] == pd.Series(key, index=cell)).all(axis=1)]
+        best = rows[rows["key_samples"] > 0].sort_values(
+            ["key_rate", "expert_mui", "layer", "expert"],
+            ascending=[False, False, True, True],
+        )
+        assert ranked["layer"].tolist() == best["layer"].head(5).tolist(), key
+        assert ranked["expert"].tolist() == best["expert"].head(5).tolist(), key
+        assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    # expert-level MUI: the key neurons' share of the expert's neurons (the store's N)
+    store = analyses_run[0] / "results" / "activations.zarr"
+    width = {m: json.loads((store / m / "arithmetic" / "neuron" / "zarr.json").read_text())
+             ["shape"][0] for m in set(experts["model"])}  # fmt: skip
+    np.testing.assert_allclose(
+        experts["expert_mui"], experts["key_neurons"] / experts["model"].map(width)
+    )
     robustness = pd.read_csv(tables / "robustness.csv", keep_default_na=False, na_values=[""])
     assert list(robustness.columns) == ROBUSTNESS_COLUMNS
     across = robustness[robustness["analysis"] == "mui_across_cells"]
@@ -136,9 +165,26 @@ def test_the_analysis_tables(analyses_run):
     assert set(diversity["task"]) == {"arithmetic", "boolean", "(mix)"}
     assert set(diversity["n_samples"]) == {1, 2, 4}
     ablation = pd.read_csv(tables / "ablation.csv")
-    assert ablation["condition"].tolist() == ["baseline", "key", "random", "random"]
+    # thresholds unset: the focus threshold and capture.max_threshold (1%), one baseline
+    assert ablation["threshold"].tolist() == [0.001] * 4 + [0.01] * 4
+    assert ablation["condition"].tolist() == ["baseline", "key", "random", "random"] * 2
     assert (ablation["n_samples"] == 3).all()
     assert ablation["n_neurons"].iloc[1] == ablation["n_neurons"].iloc[2] > 0
+    assert ablation["n_neurons"].iloc[5] > ablation["n_neurons"].iloc[1]  # more at 1%
+    assert ablation["baseline_accuracy"].nunique() == 1
+    summary = pd.read_csv(tables / "ablation_summary.csv")
+    assert list(summary.columns) == ABLATION_SUMMARY_COLUMNS
+    assert summary["threshold"].tolist() == [0.001, 0.01]
+    assert (summary["random_draws"] == 2).all()
+    keyed = ablation[ablation["condition"] == "key"]
+    np.testing.assert_allclose(summary["key_drop"], keyed["accuracy_drop"])
+    for tau, row in summary.set_index("threshold").iterrows():
+        drops = ablation.loc[
+            (ablation["threshold"] == tau) & (ablation["condition"] == "random"), "accuracy_drop"
+        ]
+        assert row["random_drop_mean"] == pytest.approx(drops.mean())
+        at_least = int((drops >= row["key_drop"] - 1e-12).sum())
+        assert row["p_value"] == pytest.approx((1 + at_least) / 3)
 
 
 @pytest.mark.workflow
@@ -192,6 +238,7 @@ def test_nothing_left_to_do_and_report(analyses_run, run_snakemake):
             {"tabulate_diversity", "draw_diversity"},
         ),
         ({"rho": [0.5]}, {"tabulate_experts", "tabulate_robustness"}),
+        ({"top_experts": 3}, {"tabulate_experts", "draw_top_key_experts"}),
         (
             {"ablation": {**ANALYSES["ablation"], "seeds": [3]}},
             {"ablate_neurons", "aggregate_ablation", "draw_ablation"},
@@ -215,7 +262,12 @@ def test_changing_analysis_settings_runs_no_model_job(
     counts = job_counts(dry.stdout)
     assert not MODEL_RULES & set(counts), counts
     assert expected <= set(counts), counts
-    downstream = {"draw_key_experts", "draw_threshold_robustness", "draw_top_experts"}
+    downstream = {
+        "draw_key_experts",
+        "draw_threshold_robustness",
+        "draw_top_experts",
+        "draw_top_key_experts",
+    }
     assert set(counts) - {"all"} <= expected | downstream, counts
     if "variant" in change:
         assert "draw_top_experts" not in counts  # it shows no focus method

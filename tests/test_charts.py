@@ -22,6 +22,7 @@ from moemui.charts import (
     save_chart,
     threshold_robustness_chart,
     top_experts_chart,
+    top_key_experts_chart,
     trajectory_chart,
 )
 from moemui.errors import MoemuiError
@@ -239,6 +240,46 @@ def test_top_experts_chart():
     assert color["field"] == "expert_kind" and color["scale"]["domain"] == ["routed", "shared"]
 
 
+def test_top_key_experts_chart_shows_the_focus_with_expert_mui():
+    rows = []
+    for variant, tau in (("glu", 0.001), ("glu", 0.002), ("gate", 0.001)):
+        for rank, (layer, expert, kind, rate, mui) in enumerate(
+            [(0, 16, "shared", 0.9, 0.125), (2, 3, "routed", 0.6, 0.03125)], start=1
+        ):
+            rows.append(
+                {
+                    "model": "m",
+                    "task": "t",
+                    "variant": variant,
+                    "threshold": tau,
+                    "rank": rank,
+                    "layer": layer,
+                    "expert": expert,
+                    "expert_kind": kind,
+                    "key_samples": int(rate * 10),
+                    "key_rate": rate,
+                    "key_neurons": int(mui * 32),
+                    "expert_mui": mui,
+                    "activation_rate": 1.0 if kind == "shared" else 0.2,
+                    "n_samples": 10,
+                }
+            )
+    spec = _spec(top_key_experts_chart(pd.DataFrame(rows), "glu", 0.001))
+    data = _data(spec)
+    assert len(data) == 2 and set(data["variant"]) == {"glu"}
+    assert set(data["threshold"]) == {0.001}
+    assert data["expert_label"].tolist() == ["L0 E16", "L2 E3"]
+    assert data["mui_label"].tolist() == ["MUI 12.5%", "MUI 3.1%"]
+    bars, labels = _layers(spec)
+    assert _enc(bars, "x")["field"] == "key_rate"
+    assert _enc(bars, "y")["sort"] == {"field": "rank"}
+    assert _enc(bars, "color")["scale"]["domain"] == ["routed", "shared"]
+    assert _enc(labels, "text")["field"] == "mui_label"
+    assert spec["title"]["subtitle"][0] == "variant glu, threshold 0.1%"
+    with pytest.raises(MoemuiError, match="top_key_experts: no rows for variant 'act'"):
+        top_key_experts_chart(pd.DataFrame(rows), "act", 0.001)
+
+
 def test_threshold_robustness_chart():
     rng = np.random.default_rng(0)
     mui = pd.DataFrame(
@@ -321,41 +362,47 @@ def test_diversity_chart():
 
 def test_ablation_chart():
     rows = []
-    for cond, seed, acc in [
-        ("baseline", None, 0.8),
-        ("key", None, 0.3),
-        ("random", 0, 0.75),
-        ("random", 1, 0.7),
-    ]:
-        rows.append(
-            {
-                "model": "m",
-                "task": "t",
-                "variant": "glu",
-                "threshold": 0.001,
-                "condition": cond,
-                "seed": seed,
-                "n_neurons": 0 if cond == "baseline" else 12,
-                "n_experts": 0 if cond == "baseline" else 4,
-                "n_samples": 16,
-                "accuracy": acc,
-                "baseline_accuracy": 0.8,
-                "accuracy_drop": 0.8 - acc,
-            }
-        )
+    for tau, key_acc in ((0.01, 0.3), (0.001, 0.7)):
+        for cond, seed, acc in [
+            ("baseline", None, 0.8),
+            ("key", None, key_acc),
+            ("random", 0, 0.75),
+            ("random", 1, 0.7),
+        ]:
+            rows.append(
+                {
+                    "model": "m",
+                    "task": "t",
+                    "variant": "glu",
+                    "threshold": tau,
+                    "condition": cond,
+                    "seed": seed,
+                    "n_neurons": 0 if cond == "baseline" else 12,
+                    "n_experts": 0 if cond == "baseline" else 4,
+                    "n_samples": 16,
+                    "accuracy": acc,
+                    "baseline_accuracy": 0.8,
+                    "accuracy_drop": 0.8 - acc,
+                    "drop_se": 0.0 if cond == "baseline" else 0.125,
+                }
+            )
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
     spec = _spec(ablation_chart(table))
     data = _data(spec)
-    assert data["condition"].tolist() == ["key", "random", "random"]  # no baseline bar
-    np.testing.assert_allclose(data["accuracy_drop"], [0.5, 0.05, 0.1])
+    assert data["condition"].tolist() == ["key", "random", "random"] * 2  # no baseline bar
+    np.testing.assert_allclose(data["accuracy_drop"], [0.5, 0.05, 0.1, 0.1, 0.05, 0.1])
+    np.testing.assert_allclose(data["drop_high"] - data["drop_low"], 0.25)
     assert set(data["cell"]) == {"m / t"}
-    assert spec["title"]["subtitle"][0] == "key neurons at variant glu, threshold 0.1%"
-    bars, dots = _layers(spec)
+    bars, se, dots = _layers(spec)
     assert _enc(bars, "y")["field"] == "accuracy_drop" and _enc(bars, "y")["aggregate"] == "mean"
     assert _enc(dots, "y")["field"] == "accuracy_drop" and "aggregate" not in _enc(dots, "y")
+    assert (_enc(se, "y")["field"], _enc(se, "y2")["field"]) == ("drop_low", "drop_high")
     assert _enc(bars, "color")["scale"]["domain"] == ["key", "random"]
     assert spec["facet"]["column"]["field"] == "cell"
+    # one row per threshold, smallest first
+    assert spec["facet"]["row"]["field"] == "key_neurons_at"
+    assert spec["facet"]["row"]["sort"] == ["glu, threshold 0.1%", "glu, threshold 1%"]
 
 
 def test_make_chart_checks_names_and_tables(mui_perf):
@@ -364,6 +411,7 @@ def test_make_chart_checks_names_and_tables(mui_perf):
         "trajectory",
         "key_experts",
         "top_experts",
+        "top_key_experts",
         "threshold_robustness",
         "diversity",
         "ablation",

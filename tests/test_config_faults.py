@@ -145,8 +145,8 @@ FAULTS = [
     ("analyses-threshold-nan", _set("analyses.threshold", NAN), "analyses.threshold", NOT_FINITE),
     (
         "ablation-threshold-ninf",
-        _set("analyses.ablation.threshold", -INF),
-        "analyses.ablation.threshold",
+        _set("analyses.ablation.thresholds", [0.001, -INF]),
+        "analyses.ablation.thresholds[1]",
         "-inf",
     ),
     (

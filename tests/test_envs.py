@@ -222,7 +222,7 @@ def test_table_steps_run_without_torch_transformers_or_altair(tmp_path, run_with
     steps += _write_shards(tmp_path)
     # the analysis table commands run the same way, without the heavy packages, in
     # tests/test_analyses_config.py::test_analysis_table_commands_run_without_heavy_packages
-    analyses = {"experts", "robustness", "mui-performance", "diversity"}
+    analyses = {"experts", "robustness", "mui-performance", "diversity", "aggregate-ablation"}
     assert {s[0] for s in steps} | analyses >= _commands_in("tables.yaml")
     for argv in steps:
         done = run_without_heavy(argv, tmp_path)

@@ -109,9 +109,10 @@ def _store_group(root, seed=2):
 
 
 def test_every_table_of_a_group_comes_from_one_read(tmp_path, monkeypatch):
-    """The workflow's path: derive_keys reads the store once; MUI, experts, diversity
-    and ablation's key neurons are then built from the key file alone, the store gone,
-    and equal what the same functions compute from the store group directly."""
+    """The workflow's path: derive_keys reads the store once; MUI, experts and diversity
+    are then built from the key file alone, the store gone, and equal what the same
+    functions compute from the store group directly. (The ablation of a cell reads its
+    group itself: it zeroes key neurons at thresholds up to max_threshold.)"""
     group = _store_group(tmp_path / "act.zarr")
     reads = []
     from_group = GroupKeys.from_group.__func__
@@ -126,7 +127,7 @@ def test_every_table_of_a_group_comes_from_one_read(tmp_path, monkeypatch):
     direct = tmp_path / "direct"
     mui_cell(group, THRESHOLDS, direct / "mui.csv", correct_only=True)
     steps.tabulate_experts(
-        [group], THRESHOLDS, [0.5], 4, direct / "e.csv", direct / "k.csv", direct / "t.csv"
+        [group], THRESHOLDS, [0.5], 4, *(direct / f for f in ("e.csv", "k.csv", "t.csv", "tk.csv"))
     )
     steps.tabulate_diversity([group], THRESHOLDS, [3, 9], 2, 0, direct / "d.csv")
     reads.clear()
@@ -135,11 +136,11 @@ def test_every_table_of_a_group_comes_from_one_read(tmp_path, monkeypatch):
     out = tmp_path / "from_keys"
     mui_cell(keys, THRESHOLDS, out / "mui.csv", correct_only=True)
     steps.tabulate_experts(
-        [keys], THRESHOLDS, [0.5], 4, out / "e.csv", out / "k.csv", out / "t.csv"
+        [keys], THRESHOLDS, [0.5], 4, *(out / f for f in ("e.csv", "k.csv", "t.csv", "tk.csv"))
     )
     steps.tabulate_diversity([keys], THRESHOLDS, [3, 9], 2, 0, out / "d.csv")
     assert reads == []  # no store read at all
-    for name in ("mui.csv", "e.csv", "k.csv", "t.csv", "d.csv"):
+    for name in ("mui.csv", "e.csv", "k.csv", "t.csv", "tk.csv", "d.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(direct / name))
     sets = key_sets(GroupKeys.load(keys), "glu", [0.002])[0.002]
     assert sum(s.size for s in sets) > 0

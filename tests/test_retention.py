@@ -177,12 +177,12 @@ def test_every_table_is_the_full_stores(groups, cell):
         key = neurons_from_flat(flat, full["layer"].values, n_exp, n_neu)
         zeroed = []
 
-        def accuracy_of(neurons):
+        def correct_of(neurons):
             zeroed.append(sorted(neurons))
-            return len(zeroed) / 10, 7
+            return [j < len(zeroed) for j in range(7)]
 
-        meta = {"model": "m", "task": "t", "variant": "glu", "threshold": 0.001}
-        return ablation_table(accuracy_of, key, n_neu, [0, 1], meta), zeroed
+        meta = {"model": "m", "task": "t", "variant": "glu"}
+        return ablation_table(correct_of, {0.001: key}, n_neu, [0, 1], meta), zeroed
 
     (table_a, zeroed_a), (table_b, zeroed_b) = ablation("full"), ablation("kept")
     pd.testing.assert_frame_equal(table_a, table_b)

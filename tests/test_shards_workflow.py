@@ -48,8 +48,8 @@ def compared(results: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def default_runs(tmp_path_factory, run_snakemake):
-    """The default config run as is, then again with arithmetic in 3 shards (64 samples:
-    22, 21 and 21) and boolean in 5 (13, 13, 13, 13, 12), reusing the first run's trained
+    """The default config run as is, then again with arithmetic in 3 shards (256 samples:
+    86, 85 and 85) and boolean in 5 (52, 51, 51, 51, 51), reusing the first run's trained
     checkpoints and task files (training is the same either way; it is not sharded)."""
     plain = tmp_path_factory.mktemp("default")
     shutil.copy(DEFAULT, plain / "config.yaml")

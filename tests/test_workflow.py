@@ -49,6 +49,7 @@ ANALYSIS_JOBS = {
     "draw_mui_performance": 1,
     "draw_key_experts": 1,
     "draw_top_experts": 1,
+    "draw_top_key_experts": 1,
     "draw_threshold_robustness": 1,
     "draw_diversity": 1,
 }

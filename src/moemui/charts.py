@@ -335,6 +335,66 @@ def top_experts_chart(table: pd.DataFrame) -> alt.FacetChart:
     )
 
 
+def top_key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -> alt.FacetChart:
+    """The top experts by key rate per model and task, as the paper ranks them: bars of
+    key rate coloured by kind, each labelled with its expert-level MUI."""
+    data = _focus(table, variant, threshold, "top_key_experts").copy()
+    data["expert_label"] = [
+        f"L{lay} E{e}" for lay, e in zip(data["layer"], data["expert"], strict=True)
+    ]
+    data["mui_label"] = [f"MUI {m * 100:.1f}%" for m in data["expert_mui"]]
+    base = alt.Chart().encode(
+        y=alt.Y("expert_label:N", title=None, sort=alt.EncodingSortField("rank")),
+        x=alt.X(
+            "key_rate:Q",
+            title="key rate (share of samples the expert is key for)",
+            scale=alt.Scale(domain=[0, 1.45]),
+            axis=alt.Axis(format="%", values=[0, 0.5, 1]),
+        ),
+        tooltip=[
+            "model:N",
+            "task:N",
+            "rank:Q",
+            "layer:Q",
+            "expert:Q",
+            "expert_kind:N",
+            "key_samples:Q",
+            "n_samples:Q",
+            alt.Tooltip("key_rate:Q", format=".1%", title="key rate"),
+            "key_neurons:Q",
+            alt.Tooltip("expert_mui:Q", format=".2%", title="expert MUI"),
+            alt.Tooltip("activation_rate:Q", format=".1%", title="activation rate"),
+        ],
+    )
+    bars = base.mark_bar().encode(
+        color=alt.Color(
+            "expert_kind:N",
+            scale=alt.Scale(domain=list(KIND_COLORS), range=list(KIND_COLORS.values())),
+            title="kind",
+        )
+    )
+    labels = base.mark_text(align="left", dx=3, fontSize=9).encode(text="mui_label:N")
+    return (
+        alt.layer(bars, labels, data=data)
+        .properties(width=170, height=110)
+        .facet(
+            row=alt.Row("model:N", title=None, sort=list(dict.fromkeys(data["model"]))),
+            column=alt.Column("task:N", title=None),
+        )
+        .resolve_scale(y="independent")
+        .properties(
+            title=alt.Title(
+                "Top experts by key rate, with the expert-level MUI (the paper's view)",
+                subtitle=[
+                    _subtitle(variant, threshold),
+                    "layer L, expert E; rank 1 on top; expert MUI: share of the "
+                    "expert's neurons in the task's key set",
+                ],
+            )
+        )
+    )
+
+
 # --------------------------------------------------------------------------------------
 # SPEC §5: robustness
 # --------------------------------------------------------------------------------------
@@ -453,20 +513,27 @@ def diversity_chart(table: pd.DataFrame, variant: str, threshold: float) -> alt.
 
 def ablation_chart(table: pd.DataFrame) -> alt.FacetChart:
     """Accuracy drop with the key neurons zeroed and with as many random neurons of the
-    same experts zeroed (bar: mean over seeds; dots: each seed)."""
+    same experts zeroed, per cell (column) and threshold (row): bar, the key drop or the
+    mean over the random draws; line, the key drop +- its standard error over samples;
+    dots, each random draw."""
     data = table[table["condition"] != "baseline"].copy()
     data["cell"] = [f"{m} / {t}" for m, t in zip(data["model"], data["task"], strict=True)]
-    methods = sorted(
-        {(v, float(t)) for v, t in zip(data["variant"], data["threshold"], strict=True)}
+    data["key_neurons_at"] = [
+        f"{v}, threshold {_pct(float(t))}"
+        for v, t in zip(data["variant"], data["threshold"], strict=True)
+    ]
+    rows = list(
+        dict.fromkeys(data.sort_values(["variant", "threshold"], kind="stable")["key_neurons_at"])
     )
-    method = "; ".join(f"variant {v}, threshold {_pct(t)}" for v, t in methods)
     data["seed"] = data["seed"].astype("string").fillna("")
+    data["drop_low"] = data["accuracy_drop"] - data["drop_se"]
+    data["drop_high"] = data["accuracy_drop"] + data["drop_se"]
     color = alt.Color(
         "condition:N",
         scale=alt.Scale(domain=["key", "random"], range=["#d1495b", "#8d99ae"]),
         title="neurons zeroed",
     )
-    base = alt.Chart(data).encode(
+    base = alt.Chart().encode(
         x=alt.X("condition:N", title=None, sort=["key", "random"], axis=alt.Axis(labelAngle=0))
     )
     bars = base.mark_bar().encode(
@@ -475,32 +542,47 @@ def ablation_chart(table: pd.DataFrame) -> alt.FacetChart:
         tooltip=[
             "condition:N",
             alt.Tooltip("mean(accuracy_drop):Q", format=".1%", title="mean drop"),
+            alt.Tooltip("stdev(accuracy_drop):Q", format=".1%", title="sd over draws"),
             alt.Tooltip("count():Q", title="runs"),
             alt.Tooltip("mean(n_neurons):Q", title="neurons"),
         ],
     )
-    dots = base.mark_point(color="black", filled=True, size=25).encode(
-        y="accuracy_drop:Q",
-        tooltip=[
-            "condition:N",
-            "seed:N",
-            "n_neurons:Q",
-            "n_experts:Q",
-            alt.Tooltip("baseline_accuracy:Q", format=".1%"),
-            alt.Tooltip("accuracy:Q", format=".1%"),
-            alt.Tooltip("accuracy_drop:Q", format=".1%"),
-        ],
+    se = (
+        base.transform_filter(alt.datum.condition == "key")
+        .mark_rule(color="black", strokeWidth=1.5)
+        .encode(y="drop_low:Q", y2="drop_high:Q")
+    )
+    dots = (
+        base.transform_filter(alt.datum.condition == "random")
+        .mark_point(color="black", filled=True, size=25)
+        .encode(
+            y="accuracy_drop:Q",
+            tooltip=[
+                "condition:N",
+                "seed:N",
+                "n_neurons:Q",
+                "n_experts:Q",
+                alt.Tooltip("baseline_accuracy:Q", format=".1%"),
+                alt.Tooltip("accuracy:Q", format=".1%"),
+                alt.Tooltip("accuracy_drop:Q", format=".1%"),
+                alt.Tooltip("drop_se:Q", format=".1%", title="standard error"),
+            ],
+        )
     )
     return (
-        alt.layer(bars, dots)
-        .properties(width=170, height=200)
-        .facet(column=alt.Column("cell:N", title=None, header=alt.Header(labelLimit=170)))
+        alt.layer(bars, se, dots, data=data)
+        .properties(width=170, height=160)
+        .facet(
+            column=alt.Column("cell:N", title=None, header=alt.Header(labelLimit=170)),
+            row=alt.Row("key_neurons_at:N", title="key neurons at", sort=rows),
+        )
+        .resolve_scale(y="independent")
         .properties(
             title=alt.Title(
                 "Ablation: accuracy drop with key neurons vs random neurons zeroed",
                 subtitle=[
-                    f"key neurons at {method}",
-                    "random: as many neurons of the same experts, one draw per seed",
+                    "random: as many neurons of the same experts, one draw per seed (dots)",
+                    "key: the drop +- its standard error over the samples (line)",
                 ],
             )
         )
@@ -517,6 +599,7 @@ CHARTS: dict[str, tuple[tuple[str, ...], Callable, str]] = {
     "trajectory": (("trajectory",), trajectory_chart, "vt"),
     "key_experts": (("key_experts",), key_experts_chart, "vt"),
     "top_experts": (("top_experts",), top_experts_chart, ""),
+    "top_key_experts": (("top_key_experts",), top_key_experts_chart, "vt"),
     "threshold_robustness": (("mui", "robustness"), threshold_robustness_chart, "v"),
     "diversity": (("diversity",), diversity_chart, "vt"),
     "ablation": (("ablation",), ablation_chart, ""),

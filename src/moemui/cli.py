@@ -372,6 +372,7 @@ def cmd_experts(args) -> None:
         args.out_experts,
         args.out_key_experts,
         args.out_top,
+        args.out_top_key,
     )
 
 
@@ -403,7 +404,7 @@ def cmd_ablate(args) -> None:
         args.tasks,
         args.group,
         args.variant,
-        args.threshold,
+        args.thresholds,
         args.seeds,
         args.n_samples,
         args.max_new_tokens,
@@ -413,6 +414,12 @@ def cmd_ablate(args) -> None:
         reasoning=args.reasoning,
         template_kwargs=args.chat_template_kwargs,
     )
+
+
+def cmd_aggregate_ablation(args) -> None:
+    from moemui.analyses.steps import aggregate_ablation
+
+    aggregate_ablation(args.tables, args.out, args.out_summary)
 
 
 def cmd_chart(args) -> None:
@@ -451,11 +458,16 @@ def _add_analysis_commands(sub) -> None:
         "--top",
         type=_int_in(1, MAX_TOP_EXPERTS),
         default=10,
-        help="experts kept per cell by activation",
+        help="experts kept per cell in each top-experts table (default: 10)",
     )
     p.add_argument("--out-experts", required=True)
     p.add_argument("--out-key-experts", required=True)
-    p.add_argument("--out-top", required=True)
+    p.add_argument("--out-top", required=True, help="top experts by activation rate (CSV)")
+    p.add_argument(
+        "--out-top-key",
+        required=True,
+        help="top experts by key rate, per variant and threshold (CSV)",
+    )
     p.set_defaults(func=cmd_experts)
 
     p = sub.add_parser("robustness", help="threshold and method robustness")
@@ -491,14 +503,38 @@ def _add_analysis_commands(sub) -> None:
         help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
     )
     p.add_argument("--variant", required=True)
-    p.add_argument("--threshold", type=_THRESHOLD, required=True)
-    p.add_argument("--seeds", type=_SEED, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--thresholds",
+        type=_THRESHOLD,
+        nargs="+",
+        required=True,
+        help="the thresholds whose key neurons are zeroed, one run each",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_SEED,
+        nargs="+",
+        default=[0, 1, 2],
+        help="one random-neuron control per seed and threshold (default: 0 1 2)",
+    )
     p.add_argument("--n-samples", type=_SAMPLES, default=64)
     p.add_argument("--max-new-tokens", type=_NEW_TOKENS, default=8)
     p.add_argument("--batch-size", type=_BATCH, default=16)
     _add_generation_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser(
+        "aggregate-ablation", help="the ablation cells' tables as one, and their summary"
+    )
+    p.add_argument("tables", nargs="+", help="per-cell ablation tables (moemui ablate)")
+    p.add_argument("--out", required=True, help="all rows (CSV)")
+    p.add_argument(
+        "--out-summary",
+        required=True,
+        help="per cell and threshold: the key drop against the random draws (CSV)",
+    )
+    p.set_defaults(func=cmd_aggregate_ablation)
 
     p = sub.add_parser("chart", help="draw a chart as HTML, SVG, PNG and Vega-Lite JSON")
     p.add_argument("name", help="the chart (see moemui.charts.CHARTS)")

@@ -536,16 +536,21 @@ def _check_semantics(config: dict) -> None:
 def analysis_settings(config: dict) -> dict:
     """The ``analyses`` section of a validated config with its nulls resolved: the focus
     ``variant`` (null: the first captured variant) and ``threshold`` (null: the first
-    configured threshold), and the ablation's own (null: the focus ones)."""
+    configured threshold); the ablation's ``variant`` (null: the focus one) and
+    ``thresholds`` (null: the focus threshold and ``capture.max_threshold``), sorted."""
     section = copy.deepcopy(config["analyses"])
     if section["variant"] is None:
         section["variant"] = config["capture"]["variants"][0]
     if section["threshold"] is None:
         section["threshold"] = config["thresholds"][0]
     ablation = section["ablation"]
-    for key in ("variant", "threshold"):
-        if ablation[key] is None:
-            ablation[key] = section[key]
+    if ablation["variant"] is None:
+        ablation["variant"] = section["variant"]
+    if ablation["thresholds"] is None:
+        top = config["capture"]["max_threshold"]
+        focus = section["threshold"]
+        ablation["thresholds"] = [focus] if _same_row(focus, top) else [focus, top]
+    ablation["thresholds"] = sorted(ablation["thresholds"])
     return section
 
 
@@ -554,17 +559,28 @@ def _check_analyses(config: dict) -> None:
     variants, thresholds = config["capture"]["variants"], config["thresholds"]
     for where in ("analyses", "analyses.ablation"):
         part = section if where == "analyses" else section["ablation"]
-        variant, tau = part["variant"], part["threshold"]
+        variant = part["variant"]
         if variant is not None and variant not in variants:
             raise MoemuiError(
                 f"config key '{where}.variant': {variant!r} is not a captured variant "
                 f"(capture.variants: {', '.join(variants)})"
             )
-        if tau is not None and not any(abs(tau - t) <= 1e-12 * t for t in thresholds):
-            raise MoemuiError(
-                f"config key '{where}.threshold': {tau} is not one of the thresholds "
-                f"({', '.join(map(str, thresholds))})"
-            )
+    tau = section["threshold"]
+    if tau is not None and not any(abs(tau - t) <= 1e-12 * t for t in thresholds):
+        raise MoemuiError(
+            f"config key 'analyses.threshold': {tau} is not one of the thresholds "
+            f"({', '.join(map(str, thresholds))})"
+        )
+    ablation_thresholds = section["ablation"]["thresholds"]
+    if ablation_thresholds is not None:
+        _check_unique(ablation_thresholds, "analyses.ablation.thresholds")
+        top = config["capture"]["max_threshold"]
+        for i, tau in enumerate(ablation_thresholds):
+            if tau > top:
+                raise MoemuiError(
+                    f"config key 'analyses.ablation.thresholds[{i}]': {tau} exceeds "
+                    f"capture.max_threshold {top}, the largest threshold the store supports"
+                )
     models = {m["id"] for m in all_models(config)}
     tasks = {t["id"] for t in config["tasks"]}
     seen: dict[tuple[str, str], int] = {}

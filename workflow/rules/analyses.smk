@@ -20,7 +20,12 @@ rule tabulate_experts:
         top=report(
             f"{RESULTS}/tables/top_experts.csv",
             category="Tables",
-            labels={"table": "top experts"},
+            labels={"table": "top experts by activation rate"},
+        ),
+        top_key=report(
+            f"{RESULTS}/tables/top_key_experts.csv",
+            category="Tables",
+            labels={"table": "top experts by key rate"},
         ),
     log:
         f"{RESULTS}/logs/tabulate_experts.log",
@@ -37,7 +42,8 @@ rule tabulate_experts:
         """
         moemui experts {input:q} --thresholds {params.thresholds} --rho {params.rho} \
             --top {params.top} --out-experts {output.experts:q} \
-            --out-key-experts {output.key_experts:q} --out-top {output.top:q} 2>{log:q}
+            --out-key-experts {output.key_experts:q} --out-top {output.top:q} \
+            --out-top-key {output.top_key:q} 2>{log:q}
         """
 
 
@@ -132,7 +138,8 @@ rule ablate_neurons:
     input:
         model=get_model_dir,
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
-        group=f"{RESULTS}/keys/{{model}}/{{task}}.npz",
+        # the store group itself: its key neurons at any threshold up to max_threshold
+        group=f"{RESULTS}/activations.zarr/{{model}}/{{task}}",
     output:
         f"{RESULTS}/tables/ablation/{{model}}/{{task}}.csv",
     log:
@@ -150,7 +157,7 @@ rule ablate_neurons:
         dtype=lambda wc: MODELS[wc.model]["dtype"],
         load=get_load_flags,
         variant=ANALYSES["ablation"]["variant"],
-        threshold=ANALYSES["ablation"]["threshold"],
+        thresholds=ANALYSES["ablation"]["thresholds"],
         seeds=ANALYSES["ablation"]["seeds"],
         n_samples=ANALYSES["ablation"]["n_samples"],
         max_new_tokens=ANALYSES["ablation"]["max_new_tokens"],
@@ -163,7 +170,7 @@ rule ablate_neurons:
         moemui --threads {threads} ablate --model-id {wildcards.model:q} \
             --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
             {params.load} --tasks {input.tasks:q} --group {input.group:q} --variant {params.variant:q} \
-            --threshold {params.threshold} --seeds {params.seeds} \
+            --thresholds {params.thresholds} --seeds {params.seeds} \
             --n-samples {params.n_samples} --max-new-tokens {params.max_new_tokens} \
             --batch-size {params.batch_size} --reasoning {params.reasoning:q} \
             --chat-template-kwargs {params.template_kwargs:q} --out {output:q} 2>{log:q}
@@ -174,10 +181,15 @@ rule aggregate_ablation:
     input:
         get_ablation_tables,
     output:
-        report(
+        table=report(
             f"{RESULTS}/tables/ablation.csv",
             category="Tables",
             labels={"table": "ablation"},
+        ),
+        summary=report(
+            f"{RESULTS}/tables/ablation_summary.csv",
+            category="Tables",
+            labels={"table": "ablation: key drop against the random draws"},
         ),
     log:
         f"{RESULTS}/logs/aggregate_ablation.log",
@@ -187,5 +199,6 @@ rule aggregate_ablation:
         "../../envs/tables.yaml"
     shell:
         """
-        moemui concat {input:q} --out {output:q} 2>{log:q}
+        moemui aggregate-ablation {input:q} --out {output.table:q} \
+            --out-summary {output.summary:q} 2>{log:q}
         """

@@ -26,17 +26,20 @@ def get_analysis_tables(wildcards=None):
         f"{RESULTS}/tables/experts.csv",
         f"{RESULTS}/tables/key_experts.csv",
         f"{RESULTS}/tables/top_experts.csv",
+        f"{RESULTS}/tables/top_key_experts.csv",
         f"{RESULTS}/tables/robustness.csv",
         f"{RESULTS}/tables/mui_performance.csv",
         f"{RESULTS}/tables/mui_performance_fits.csv",
         f"{RESULTS}/tables/diversity.csv",
     ]
-    return tables + ([f"{RESULTS}/tables/ablation.csv"] if ABLATION_CELLS else [])
+    ablation = ["ablation.csv", "ablation_summary.csv"] if ABLATION_CELLS else []
+    return tables + [f"{RESULTS}/tables/{name}" for name in ablation]
 
 
 def get_chart_outputs(wildcards=None):
     """Every chart's files (trajectory: with a series; ablation: with ablation cells)."""
-    names = ["mui_performance", "key_experts", "top_experts", "threshold_robustness"]
+    names = ["mui_performance", "key_experts", "top_experts", "top_key_experts"]
+    names += ["threshold_robustness"]
     names += ["diversity"] + (["trajectory"] if SERIES else [])
     names += ["ablation"] if ABLATION_CELLS else []
     return [

@@ -115,7 +115,7 @@ use rule draw_mui_performance as draw_top_experts with:
             f"{RESULTS}/charts/top_experts.html",
             caption="../report/top_experts.rst",
             category="Charts",
-            labels={"chart": "top-10 experts"},
+            labels={"chart": "top-10 experts by activation rate"},
         ),
         svg=f"{RESULTS}/charts/top_experts.svg",
         png=f"{RESULTS}/charts/top_experts.png",
@@ -129,6 +129,31 @@ use rule draw_mui_performance as draw_top_experts with:
         # this chart shows no focus method: a change of focus leaves it alone
         variant="any",
         threshold=0.5,
+        version=MOEMUI_VERSION,
+
+
+use rule draw_mui_performance as draw_top_key_experts with:
+    input:
+        tables=f"{RESULTS}/tables/top_key_experts.csv",
+        bundle=f"{RESULTS}/charts/vega.js",
+    output:
+        html=report(
+            f"{RESULTS}/charts/top_key_experts.html",
+            caption="../report/top_key_experts.rst",
+            category="Charts",
+            labels={"chart": "top-10 experts by key rate"},
+        ),
+        svg=f"{RESULTS}/charts/top_key_experts.svg",
+        png=f"{RESULTS}/charts/top_key_experts.png",
+        spec=f"{RESULTS}/charts/top_key_experts.vl.json",
+    log:
+        f"{RESULTS}/logs/draw_chart/top_key_experts.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/draw_chart/top_key_experts.tsv"
+    params:
+        chart="top_key_experts",
+        variant=ANALYSES["variant"],
+        threshold=ANALYSES["threshold"],
         version=MOEMUI_VERSION,
 
 

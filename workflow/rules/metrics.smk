@@ -1,6 +1,7 @@
 rule derive_keys:
     """Read a store group's score arrays once: its key neurons at every threshold, the
-    one input of every table of the group (MUI, experts, diversity, ablation)."""
+    one input of every table of the group (MUI, experts, diversity; the ablation of a
+    cell reads the group itself, for its thresholds up to capture.max_threshold)."""
     input:
         f"{RESULTS}/activations.zarr/{{model}}/{{task}}",
     output:

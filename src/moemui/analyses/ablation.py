@@ -10,6 +10,12 @@ inside a context that restores the weights.
 The control draws, for each expert holding key neurons, as many random neurons of
 the same expert (from its non-key neurons when it has enough, else from all of its
 neurons), once per seed.
+
+Judged against noise (:func:`ablation_summary`): each condition's drop carries its
+paired standard error over the samples (``drop_se``: the standard deviation of the
+per-sample change in correctness over sqrt(n)), and the key neurons' drop is set against
+the spread of the random draws' drops (mean, standard deviation, range, and the share
+of draws that cost at least as much, as a permutation p-value).
 """
 
 from __future__ import annotations
@@ -38,6 +44,27 @@ ABLATION_COLUMNS = [
     "accuracy",
     "baseline_accuracy",
     "accuracy_drop",
+    "drop_se",
+]
+ABLATION_SUMMARY_COLUMNS = [
+    "model",
+    "task",
+    "variant",
+    "threshold",
+    "n_samples",
+    "n_neurons",
+    "n_experts",
+    "baseline_accuracy",
+    "key_drop",
+    "key_drop_se",
+    "random_draws",
+    "random_drop_mean",
+    "random_drop_std",
+    "random_drop_min",
+    "random_drop_max",
+    "excess_drop",
+    "random_at_least_key",
+    "p_value",
 ]
 
 #: A neuron: (decoder layer index, expert index in store order, neuron index).
@@ -125,42 +152,123 @@ def zeroed_neurons(model, adapter, neurons: Iterable[Neuron]) -> Iterator[int]:
                 column.copy_(values)
 
 
+def paired_se(before: np.ndarray, after: np.ndarray) -> float:
+    """Standard error of the accuracy drop ``mean(before) - mean(after)`` over the same
+    samples (``before``, ``after``: per-sample correctness): the sample standard
+    deviation of the per-sample differences over sqrt(n); NaN with fewer than 2 samples."""
+    diff = np.asarray(before, dtype=float) - np.asarray(after, dtype=float)
+    if diff.size < 2:
+        return float("nan")
+    return float(diff.std(ddof=1) / np.sqrt(diff.size))
+
+
 def ablation_table(
-    accuracy_of,
-    key: list[Neuron],
+    correct_of,
+    keys: dict[float, list[Neuron]],
     n_neu: int,
     seeds: Iterable[int],
     meta: dict,
 ) -> pd.DataFrame:
-    """Run the baseline, the key-neuron ablation and one random control per seed.
+    """Run the baseline once, then per threshold the key-neuron ablation and one random
+    control per seed.
 
-    ``accuracy_of(neurons) -> (accuracy, n_samples)`` scores the model with
-    ``neurons`` zeroed (none: the baseline). ``meta`` gives model, task, variant and
-    threshold. Returns :data:`ABLATION_COLUMNS` rows.
+    ``correct_of(neurons) -> per-sample correctness`` scores the model with ``neurons``
+    zeroed (none: the baseline). ``keys`` maps each threshold to its key neurons;
+    ``meta`` gives model, task and variant. Returns :data:`ABLATION_COLUMNS` rows: per
+    threshold, a baseline row (the one baseline run), the key row and the random rows.
     """
-    runs: list[tuple[str, int | None, list[Neuron]]] = [("baseline", None, []), ("key", None, key)]
-    for seed in seeds:
-        runs.append(("random", int(seed), random_control(key, n_neu, np.random.default_rng(seed))))
+    seeds = [int(s) for s in seeds]
+    baseline = np.asarray(correct_of([]), dtype=bool)
+    base_acc = float(baseline.mean()) if baseline.size else float("nan")
+    log.info("baseline: accuracy %.3f over %d samples", base_acc, baseline.size)
     rows = []
-    baseline = None
-    for condition, seed, neurons in runs:
-        accuracy, n = accuracy_of(neurons)
-        if baseline is None:
-            baseline = accuracy
-        log.info("%s (seed %s, %d neurons): accuracy %.3f", condition, seed, len(neurons), accuracy)
-        rows.append(
-            {
-                **meta,
-                "condition": condition,
-                "seed": seed,
-                "n_neurons": len(neurons),
-                "n_experts": len({(layer, e) for layer, e, _ in neurons}),
-                "n_samples": n,
-                "accuracy": accuracy,
-                "baseline_accuracy": baseline,
-                "accuracy_drop": baseline - accuracy,
-            }
-        )
+    for tau in sorted(keys):
+        key = keys[tau]
+        runs: list[tuple[str, int | None, list[Neuron]]] = [("key", None, key)]
+        for seed in seeds:
+            control = random_control(key, n_neu, np.random.default_rng(seed))
+            runs.append(("random", seed, control))
+        rows.append(_row(meta, tau, "baseline", None, [], baseline, baseline))
+        for condition, seed, neurons in runs:
+            correct = np.asarray(correct_of(neurons), dtype=bool)
+            row = _row(meta, tau, condition, seed, neurons, correct, baseline)
+            log.info(
+                "threshold %g, %s (seed %s, %d neurons): accuracy %.3f (drop %.3f +- %.3f)",
+                tau,
+                condition,
+                seed,
+                len(neurons),
+                row["accuracy"],
+                row["accuracy_drop"],
+                row["drop_se"],
+            )
+            rows.append(row)
     table = pd.DataFrame(rows, columns=ABLATION_COLUMNS)
     table["seed"] = table["seed"].astype("Int64")
     return table
+
+
+def _row(meta, tau, condition, seed, neurons, correct, baseline) -> dict:
+    if correct.shape != baseline.shape:
+        raise MoemuiError(
+            f"{condition} run scored {correct.size} samples, the baseline {baseline.size}"
+        )
+    accuracy = float(correct.mean()) if correct.size else float("nan")
+    base_acc = float(baseline.mean()) if baseline.size else float("nan")
+    return {
+        **meta,
+        "threshold": float(tau),
+        "condition": condition,
+        "seed": seed,
+        "n_neurons": len(neurons),
+        "n_experts": len({(layer, e) for layer, e, _ in neurons}),
+        "n_samples": int(correct.size),
+        "accuracy": accuracy,
+        "baseline_accuracy": base_acc,
+        "accuracy_drop": base_acc - accuracy,
+        "drop_se": paired_se(baseline, correct),
+    }
+
+
+def ablation_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, task, variant, threshold) of an ablation table: the key
+    neurons' drop and its standard error against the random draws' drops
+    (:data:`ABLATION_SUMMARY_COLUMNS`).
+
+    ``excess_drop`` = key drop - mean random drop; ``random_at_least_key`` counts the
+    draws that cost at least as much as the key neurons, and ``p_value`` =
+    (1 + that count) / (1 + draws), the permutation p-value of "the key neurons cost
+    no more than random neurons of the same experts" (1 without random draws).
+    """
+    missing = [c for c in ABLATION_COLUMNS if c not in table.columns]
+    if missing:
+        raise MoemuiError(f"the ablation table lacks the columns {', '.join(missing)}")
+    rows = []
+    cell = ["model", "task", "variant", "threshold"]
+    for key, part in table.groupby(cell, sort=False):
+        keyed = part[part["condition"] == "key"]
+        if len(keyed) != 1:
+            raise MoemuiError(f"ablation {'/'.join(map(str, key))}: {len(keyed)} key rows, not 1")
+        k = keyed.iloc[0]
+        drops = part.loc[part["condition"] == "random", "accuracy_drop"].to_numpy(float)
+        at_least = int((drops >= k["accuracy_drop"] - 1e-12).sum())
+        rows.append(
+            {
+                **dict(zip(cell, key, strict=True)),
+                "n_samples": int(k["n_samples"]),
+                "n_neurons": int(k["n_neurons"]),
+                "n_experts": int(k["n_experts"]),
+                "baseline_accuracy": float(k["baseline_accuracy"]),
+                "key_drop": float(k["accuracy_drop"]),
+                "key_drop_se": float(k["drop_se"]),
+                "random_draws": int(drops.size),
+                "random_drop_mean": float(drops.mean()) if drops.size else np.nan,
+                "random_drop_std": float(drops.std(ddof=1)) if drops.size > 1 else np.nan,
+                "random_drop_min": float(drops.min()) if drops.size else np.nan,
+                "random_drop_max": float(drops.max()) if drops.size else np.nan,
+                "excess_drop": float(k["accuracy_drop"] - drops.mean()) if drops.size else np.nan,
+                "random_at_least_key": at_least,
+                "p_value": (1 + at_least) / (1 + drops.size),
+            }
+        )
+    return pd.DataFrame(rows, columns=ABLATION_SUMMARY_COLUMNS)

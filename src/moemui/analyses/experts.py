@@ -3,10 +3,14 @@
 - An expert ``(l, e)`` is key for a sample when it holds at least one of the sample's
   key neurons; ``key_rate`` is the fraction of the task's samples for which it is key.
 - ``KeyExpertProportion(rho)`` = experts with ``key_rate > rho`` / ``L * (E_s + E_r)``.
+- ``expert_mui`` (expert-level MUI) = the share of an expert's ``N`` neurons that are in
+  the task's key set (the union of its samples' key neurons).
 - ``activation_rate`` = response tokens routed to the expert / response tokens
   (shared experts: 1).
 - Concentration: the share of the task's key neurons (union over samples) that lie in
   shared experts, and the Gini coefficient of key-neuron counts across all experts.
+- Top experts, two views: by activation rate (:func:`top_experts`), and as the paper
+  shows them, by key rate with the expert-level MUI (:func:`top_key_experts`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ EXPERT_COLUMNS = [
     "key_samples",
     "key_rate",
     "key_neurons",
+    "expert_mui",
     "activation_rate",
     "n_samples",
 ]
@@ -60,6 +65,22 @@ TOP_EXPERT_COLUMNS = [
     "expert_kind",
     "routed_tokens",
     "activation_rate",
+]
+TOP_KEY_EXPERT_COLUMNS = [
+    "model",
+    "task",
+    "variant",
+    "threshold",
+    "rank",
+    "layer",
+    "expert",
+    "expert_kind",
+    "key_samples",
+    "key_rate",
+    "key_neurons",
+    "expert_mui",
+    "activation_rate",
+    "n_samples",
 ]
 
 
@@ -120,6 +141,7 @@ def expert_tables(
                         "key_samples": key_samples,
                         "key_rate": key_rate,
                         "key_neurons": neurons,
+                        "expert_mui": neurons / n_neu,
                         "activation_rate": act,
                         "n_samples": n_samples,
                     }
@@ -178,3 +200,28 @@ def top_experts(
     ).head(top)
     table.insert(2, "rank", np.arange(1, len(table) + 1))
     return table[TOP_EXPERT_COLUMNS].reset_index(drop=True)
+
+
+def top_key_experts(experts: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """The ``top`` experts of each cell, variant and threshold by key rate, as the paper
+    ranks them (:data:`TOP_KEY_EXPERT_COLUMNS`).
+
+    ``experts`` is a per-expert table (:data:`EXPERT_COLUMNS`, :func:`expert_tables`).
+    Ties in key rate go to the larger expert-level MUI, then the lower layer, then the
+    lower expert index. Experts key for no sample are never listed, so a cell may have
+    fewer than ``top`` rows.
+    """
+    missing = [c for c in EXPERT_COLUMNS if c not in experts.columns]
+    if missing:
+        raise MoemuiError(f"the per-expert table lacks the columns {', '.join(missing)}")
+    order = ["key_rate", "expert_mui", "layer", "expert"]
+    parts = []
+    # cells in the per-expert table's order
+    for _, rows in experts.groupby(["model", "task", "variant", "threshold"], sort=False):
+        ranked = rows[rows["key_samples"] > 0].sort_values(
+            order, ascending=[False, False, True, True], kind="stable"
+        )
+        parts.append(ranked.head(top).assign(rank=np.arange(1, min(top, len(ranked)) + 1)))
+    if not parts:
+        return pd.DataFrame(columns=TOP_KEY_EXPERT_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[TOP_KEY_EXPERT_COLUMNS]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from moemui.analyses.diversity import diversity_table
-from moemui.analyses.experts import expert_tables, top_experts
+from moemui.analyses.experts import expert_tables, top_experts, top_key_experts
 from moemui.analyses.keys import GroupKeys, as_keys
 from moemui.analyses.performance import family_fits, mui_performance
 from moemui.analyses.robustness import robustness_table
@@ -94,9 +94,11 @@ def tabulate_experts(
     out_experts: str | os.PathLike,
     out_key_experts: str | os.PathLike,
     out_top: str | os.PathLike,
+    out_top_key: str | os.PathLike,
 ) -> None:
-    """Per-expert, key-expert and top-expert tables over every group (key-neuron files
-    or store group directories, :func:`read_keys`)."""
+    """Per-expert, key-expert and top-expert tables (by activation rate, ``out_top``;
+    by key rate, ``out_top_key``) over every group (key-neuron files or store group
+    directories, :func:`read_keys`)."""
     experts, key_experts, tops = [], [], []
     for path in groups:
         keys = read_keys(path, thresholds)
@@ -106,9 +108,11 @@ def tabulate_experts(
         key_experts.append(k)
         tops.append(top_experts(keys, model, task, top))
         log.info("experts of %s/%s", model, task)
-    write_csv(pd.concat(experts, ignore_index=True), out_experts)
+    per_expert = pd.concat(experts, ignore_index=True)
+    write_csv(per_expert, out_experts)
     write_csv(pd.concat(key_experts, ignore_index=True), out_key_experts)
     write_csv(pd.concat(tops, ignore_index=True), out_top)
+    write_csv(top_key_experts(per_expert, top), out_top_key)
 
 
 def tabulate_robustness(
@@ -171,7 +175,7 @@ def ablate(
     tasks: str | os.PathLike,
     group: str | os.PathLike,
     variant: str,
-    threshold: float,
+    thresholds: list[float],
     seeds: list[int],
     n_samples: int,
     max_new_tokens: int,
@@ -185,11 +189,13 @@ def ablate(
     reasoning: str = "none",
     template_kwargs: dict | None = None,
 ) -> pd.DataFrame:
-    """Accuracy with the key neurons of (model, task, variant, threshold) zeroed, and
-    with as many random neurons of the same experts zeroed (one draw per seed).
+    """Accuracy with the key neurons of (model, task, variant) zeroed at each of
+    ``thresholds``, and with as many random neurons of the same experts zeroed (one draw
+    per seed), against one baseline run (:func:`moemui.analyses.ablation.ablation_table`).
 
     The key neurons are those of the first ``n_samples`` samples of the group (a
-    key-neuron file or a store group directory, :func:`read_keys`), at ``threshold``.
+    key-neuron file holding ``thresholds``, or a store group directory, which serves any
+    threshold up to its ``max_threshold``; :func:`read_keys`).
     """
     import torch
 
@@ -199,18 +205,21 @@ def ablate(
     from moemui.sources import load_model
     from moemui.tasks import read_jsonl
 
-    keys = read_keys(group, [threshold])
+    thresholds = sorted({float(t) for t in thresholds})
+    keys = read_keys(group, thresholds)
     task = keys.task
     samples = read_jsonl(tasks)[:n_samples]
     keys = keys.head(len(samples))
     if [str(s) for s in keys.samples] != [s["id"] for s in samples]:
         raise MoemuiError(f"{group}: sample ids differ from the task file {tasks}; re-capture")
-    sets = _named(keys.model, task, keys.sets, variant, threshold)
-    flat = np.unique(np.concatenate(sets)) if sets else np.array([], dtype=np.int64)
     n_exp, n_neu = keys.n_experts, keys.n_neurons
-    key = neurons_from_flat(flat, keys.layers, n_exp, n_neu)
-    if not key:
-        raise MoemuiError(f"{model_id}/{task}: no key neuron at threshold {threshold}")
+    key: dict[float, list] = {}
+    for tau in thresholds:
+        sets = _named(keys.model, task, keys.sets, variant, tau)
+        flat = np.unique(np.concatenate(sets)) if sets else np.array([], dtype=np.int64)
+        key[tau] = neurons_from_flat(flat, keys.layers, n_exp, n_neu)
+        if not key[tau]:
+            raise MoemuiError(f"{model_id}/{task}: no key neuron at threshold {tau}")
 
     torch.manual_seed(0)
     model, tokenizer = load_model(
@@ -218,7 +227,9 @@ def ablate(
     )
     adapter = adapter_for(model, f"model {model_id!r}")
 
-    def accuracy_of(neurons):
+    ids = [s["id"] for s in samples]
+
+    def correct_of(neurons):
         with zeroed_neurons(model, adapter, neurons):
             records = generate_responses(
                 model,
@@ -230,10 +241,28 @@ def ablate(
                 reasoning=reasoning,
                 template_kwargs=template_kwargs,
             )
-        correct = [r["correct"] for r in records]
-        return (float(np.mean(correct)) if correct else float("nan")), len(correct)
+        if [r["id"] for r in records] != ids:
+            raise MoemuiError(f"{model_id}/{task}: the ablation's responses are out of order")
+        return [bool(r["correct"]) for r in records]
 
-    meta = {"model": model_id, "task": task, "variant": variant, "threshold": float(threshold)}
-    table = ablation_table(accuracy_of, key, n_neu, seeds, meta)
+    meta = {"model": model_id, "task": task, "variant": variant}
+    table = ablation_table(correct_of, key, n_neu, seeds, meta)
     write_csv(table, out)
     return table
+
+
+def aggregate_ablation(
+    tables: list[str | os.PathLike],
+    out: str | os.PathLike,
+    out_summary: str | os.PathLike,
+) -> pd.DataFrame:
+    """The ablation cells' tables as one table (``out``), and its summary, the key
+    neurons' drop against the random draws' spread (``out_summary``,
+    :func:`moemui.analyses.ablation.ablation_summary`)."""
+    from moemui.analyses.ablation import ablation_summary
+
+    table = pd.concat([_read_csv(t) for t in tables], ignore_index=True)
+    summary = ablation_summary(table)
+    write_csv(table, out)
+    write_csv(summary, out_summary)
+    return summary
