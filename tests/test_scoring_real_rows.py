@@ -74,6 +74,19 @@ def test_math_escaped_dollar_without_boxed(math):
     assert not score(sample, "The final answer is $\\$41$.")
 
 
+# ---- MATH: a period inside the box -------------------------------------------------------
+
+
+def test_math_boxed_period_is_no_part_of_the_answer(math):
+    """Intermediate Algebra 129 boxes its sentence's period:
+    ``\\boxed{\\frac{7}{5} + \\frac{1}{5} i.}``."""
+    sample = math["math/intermediate_algebra/1"]
+    assert sample["reference"] == "\\frac{7}{5} + \\frac{1}{5} i."
+    assert score(sample, "The final answer is $\\frac{7}{5} + \\frac{1}{5} i.$ I hope so.")
+    assert score(sample, "So $z = \\boxed{\\frac{7}{5} + \\frac{1}{5} i}$.")
+    assert not score(sample, "So $z = \\boxed{\\frac{7}{5} + \\frac{2}{5} i}$.")
+
+
 # ---- MMLU: a response that is an option's text -------------------------------------------
 
 
@@ -119,3 +132,39 @@ def test_mbpp_367_reference_solution_passes():
     assert "class Node" in reference and "Node(1)" in sample["meta"]["setup"]
     assert score(sample, f"```python\n{reference}\n```")
     assert not score(sample, "```python\ndef is_tree_balanced(root):\n    return True\n```")
+
+
+# ---- MMLU: an option's text over several lines; options that repeat --------------------
+
+
+def test_mmlu_option_text_over_several_lines(mmlu):
+    """high_school_computer_science 28: each option is a three- to five-line program."""
+    sample = _by_subject(mmlu, "high_school_computer_science")
+    choices = sample["meta"]["choices"]
+    assert sample["reference"] == "A" and all("\n" in c for c in choices)
+    assert score(sample, choices[0])
+    assert score(sample, choices[0].replace("\n ", "\n"))  # the model's own line breaks
+    assert not score(sample, choices[2])
+    # its first line alone is not the whole option
+    assert not score(sample, choices[0].split("\n")[0])
+
+
+@pytest.mark.parametrize(
+    ("subject", "gold", "twin", "other"),
+    [
+        # sociology 197: C and D read the same
+        ("sociology", "C", "D", "A"),
+        # high_school_macroeconomics 183: A and D the same (non-breaking spaces), gold D
+        ("high_school_macroeconomics", "D", "A", "C"),
+    ],
+)
+def test_mmlu_repeated_option_is_the_gold_answer(mmlu, subject, gold, twin, other):
+    sample = _by_subject(mmlu, subject)
+    choices = sample["meta"]["choices"]
+    assert sample["reference"] == gold
+    text = choices["ABCD".index(gold)]
+    assert choices["ABCD".index(twin)] == text
+    for response in (gold, twin, f"The answer is ({twin}).", text, " ".join(text.split())):
+        assert score(sample, response), response
+    assert not score(sample, other)
+    assert not score(sample, choices["ABCD".index(other)])

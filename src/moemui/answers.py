@@ -173,10 +173,11 @@ def normalise_math(answer: str) -> str:
     """Hendrycks et al.'s MATH answer normalisation (``is_equiv``'s ``strip_string``).
 
     Drops line breaks, ``\\!``, ``\\left``/``\\right``, degrees, dollars, percent signs,
-    a trailing unit in ``\\text{ ...}``, spaces and a short ``x =`` prefix; writes
-    ``\\dfrac``/``\\tfrac`` as ``\\frac``, ``\\frac12`` as ``\\frac{1}{2}``, ``\\sqrt2`` as
-    ``\\sqrt{2}``, ``a/b`` as ``\\frac{a}{b}``, ``0.5`` as ``\\frac{1}{2}`` and ``.5`` as
-    ``0.5``.
+    a trailing unit in ``\\text{ ...}``, spaces, a short ``x =`` prefix and (not in the
+    original) a final period, which published solutions sometimes box (Intermediate
+    Algebra 129: ``\\boxed{\\frac{7}{5} + \\frac{1}{5} i.}``); writes ``\\dfrac``/``\\tfrac``
+    as ``\\frac``, ``\\frac12`` as ``\\frac{1}{2}``, ``\\sqrt2`` as ``\\sqrt{2}``, ``a/b`` as
+    ``\\frac{a}{b}``, ``0.5`` as ``\\frac{1}{2}`` and ``.5`` as ``0.5``.
 
     >>> normalise_math("x = \\\\dfrac{3}{4}")
     '\\\\frac{3}{4}'
@@ -198,6 +199,8 @@ def normalise_math(answer: str) -> str:
     if len(sides) == 2 and len(sides[0].strip()) <= 2:
         s = sides[1]
     s = _fix_sqrt(s).replace(" ", "")
+    if s.endswith(".") and not s.endswith(".."):
+        s = s[:-1]  # a sentence's period, inside the answer or not: never part of it
     s = _fix_fracs(s)
     if s == "0.5":
         s = "\\frac{1}{2}"

@@ -1003,12 +1003,15 @@ def _extract_choice(
 ) -> str | None:
     valid = LETTERS[: len(choices)] if choices is not None else LETTERS
     texts = [_normalise(c) for c in choices] if choices else []
-    # a whole line that is one option's text (spaces normalised, the data's trailing or
+    # a whole line that is an option's text (spaces normalised, the data's trailing or
     # non-breaking ones too) is that option, even when it starts like a letter answer
-    # ("B. F. Skinner", "A DNA sequence ..."); a bare letter stays a letter
+    # ("B. F. Skinner", "A DNA sequence ..."); a bare letter stays a letter. So is the
+    # whole response when the option's text runs over several lines. Options of the
+    # same text are one answer (the first of them; see _same_option).
     whole = _normalise(line)
-    if whole and not _BARE_LETTER_RE.fullmatch(whole) and texts.count(whole) == 1:
-        return LETTERS[texts.index(whole)]
+    for text in (whole, _normalise(response or "")):
+        if text and not _BARE_LETTER_RE.fullmatch(text) and text in texts:
+            return LETTERS[texts.index(text)]
     letter: str | None = None
     m = _PAREN_LETTER_RE.match(line)
     if m:
@@ -1030,9 +1033,24 @@ def _extract_choice(
         return None
     token = line.split(maxsplit=1)[0] if line else ""
     for candidate in (whole, token, token.rstrip(_TRAILING_PUNCT)):
-        if candidate and texts.count(candidate) == 1:
+        if candidate and candidate in texts:
             return LETTERS[texts.index(candidate)]
     return None
+
+
+def _same_option(answer: str, reference: str, choices: list[str] | None) -> bool:
+    """Whether the letter ``answer`` picks the gold option ``reference``: the same letter,
+    or another option whose text is the gold one's (spaces normalised). Published data
+    repeats an option now and then (MMLU sociology 197: C and D read the same), and a
+    response cannot tell such options apart; their content is the gold answer."""
+    if answer == reference:
+        return True
+    if not choices:
+        return False
+    index = {letter: i for i, letter in enumerate(LETTERS[: len(choices)])}
+    if answer not in index or reference not in index:
+        return False
+    return _normalise(choices[index[answer]]) == _normalise(choices[index[reference]])
 
 
 def extract_answer(kind: str, response: str, choices: list[str] | None = None) -> str | None:
@@ -1047,8 +1065,10 @@ def extract_answer(kind: str, response: str, choices: list[str] | None = None) -
         gives ``"68"``; ``"68."`` gives ``"68"``; no digits gives ``None``.
     ``"choice"``
         With ``choices``, first: a first line (whitespace-normalised, as the choice texts
-        are) equal to exactly one choice's text gives its letter, unless the line is a bare
-        letter (``"B"``, ``"(B)"``, ``"B."``): ``"B. F. Skinner"`` is that option. Then an
+        are) equal to a choice's text gives its letter, unless the line is a bare letter
+        (``"B"``, ``"(B)"``, ``"B."``): ``"B. F. Skinner"`` is that option; so does the
+        whole response, normalised, for a text over several lines. Of choices with the
+        same text, the first one's letter (:func:`score` counts them as one). Then an
         option letter, *uppercase only*, at the start of the first line: ``"(B)"``
         followed by anything, or ``"B"`` followed by the end of the line, ``")"``, ``"."``,
         ``":"`` or whitespace — except that a letter, whitespace and a lowercase letter is an
@@ -1056,7 +1076,7 @@ def extract_answer(kind: str, response: str, choices: list[str] | None = None) -
         range (``A``.. for ``len(choices)``; any ``A``-``Z`` when ``choices`` is ``None``).
         Lowercase ``"c"`` is not a letter answer. Failing that, with ``choices``: the first
         line (whitespace-normalised), or its first whitespace token, or that token without
-        trailing ``.,;:!?``, equal to exactly one choice text gives that choice's letter
+        trailing ``.,;:!?``, equal to a choice text gives that choice's letter
         (``"87"`` -> letter of ``"87"``). Failing that, anywhere in the response, the
         uppercase letter after the last "answer is" (``"... so the answer is (B)."``;
         not ``"the answer is A dog"``). Otherwise ``None``.
@@ -1125,7 +1145,8 @@ def score(sample: dict, response: str) -> bool:
 
     The answer is :func:`extract_answer` under ``sample["meta"]["kind"]`` (with
     ``meta["choices"]``); no answer scores ``False``. ``"number"`` compares exactly as
-    fractions (``68 == 68.0 == 068``; no float rounding); ``"choice"`` compares letters;
+    fractions (``68 == 68.0 == 068``; no float rounding); ``"choice"`` compares letters
+    (two choices with the same text are the same answer);
     ``"boolean"`` compares case-insensitively; ``"exact"`` compares whitespace-normalised
     text, case-sensitively; ``"final_number"`` compares exact fractions;
     ``"math"`` uses :func:`~moemui.answers.same_math`; ``"final_text"``
@@ -1169,7 +1190,7 @@ def score(sample: dict, response: str) -> bool:
         got = _parse_number(answer)
         return got is not None and got == ref
     if kind == KIND_CHOICE:
-        return answer == reference.strip()
+        return _same_option(answer, reference.strip(), sample["meta"].get("choices"))
     if kind == KIND_BOOLEAN:
         return answer.lower() == reference.strip().lower()
     if kind == KIND_FINAL_NUMBER:
