@@ -238,7 +238,10 @@ def test_nothing_left_to_do_and_report(analyses_run, run_snakemake):
             {"tabulate_diversity", "draw_diversity"},
         ),
         ({"rho": [0.5]}, {"tabulate_experts", "tabulate_robustness"}),
-        ({"top_experts": 3}, {"tabulate_experts", "draw_top_key_experts"}),
+        (
+            {"top_experts": 3},
+            {"tabulate_experts", "tabulate_robustness", "draw_top_key_experts"},
+        ),
         (
             {"ablation": {**ANALYSES["ablation"], "seeds": [3]}},
             {"ablate_neurons", "aggregate_ablation", "draw_ablation"},
