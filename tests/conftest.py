@@ -168,3 +168,12 @@ def run_without_heavy() -> Callable[[list[str], Path], subprocess.CompletedProce
         )
 
     return run
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The files that run workflows first, each file's tests in their order: with the
+    two workers of ``--dist loadfile`` (pyproject.toml) the long files do not end the
+    run on one worker while the other idles."""
+    slow = {item.path for item in items if item.get_closest_marker("workflow")}
+    slow |= {item.path for item in items if item.get_closest_marker("slurm")}
+    items.sort(key=lambda item: item.path not in slow)
