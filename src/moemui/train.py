@@ -115,7 +115,7 @@ TRAINED_RECIPES: dict[str, TrainRecipe] = {
     # training leaves the `accumulating` phase (README, "Longer training: phases").
     # olmoe_v2_long is the default's olmoe-v2 series: once its accuracy nears 90%, MUI
     # stops rising (arithmetic: evolving between steps 1500, 1800 and 2100). On this CPU
-    # it trains in about 600-670 s (one thread), glm4_moe_v2_long in about 720-770 s,
+    # it trains in about 560-670 s (one thread), glm4_moe_v2_long in about 720-770 s,
     # too long beside it for the default's 20 minutes.
     "olmoe_v2_long": TrainRecipe(
         family="olmoe",
