@@ -110,6 +110,29 @@ TRAINED_RECIPES: dict[str, TrainRecipe] = {
         seed=22,
         description="GLM4-MoE (2 shared experts, QK-norm), 3 layers, hidden 128, 600 steps",
     ),
+    # The v2 architectures, data mix, lr and seeds trained longer (a schedule of their
+    # own: warm-up, then cosine decay over all the steps), to see whether a longer
+    # training leaves the `accumulating` phase (README, "Longer training: phases").
+    # olmoe_v2_long is the default's olmoe-v2 series: once its accuracy nears 90%, MUI
+    # stops rising (arithmetic: evolving between steps 1500, 1800 and 2100). On this CPU
+    # it trains in about 560-670 s (one thread), glm4_moe_v2_long in about 720-770 s,
+    # too long beside it for the default's 20 minutes.
+    "olmoe_v2_long": TrainRecipe(
+        family="olmoe",
+        arch={**_ROUTED, "hidden_size": 128, "num_hidden_layers": 3},
+        steps=2400,
+        save_steps=(300, 600, 900, 1200, 1500, 1800, 2100, 2400),
+        seed=12,
+        description="OLMoE, 3 layers, hidden 128, 2400 steps",
+    ),
+    "glm4_moe_v2_long": TrainRecipe(
+        family="glm4_moe",
+        arch={**_GLM, "hidden_size": 128, "num_hidden_layers": 3},
+        steps=2000,
+        save_steps=(250, 500, 750, 1000, 1250, 1500, 1750, 2000),
+        seed=22,
+        description="GLM4-MoE (2 shared experts, QK-norm), 3 layers, hidden 128, 2000 steps",
+    ),
     # Qwen2-MoE (a sigmoid-gated shared expert, no QK-norm) learns multiple choice much
     # later (measured at 300 steps: 27%, chance 25%; at 600: 58%), hence GLM4-MoE above
     # in the default config.
