@@ -99,7 +99,8 @@ def test_every_analysis_key_is_described():
         ),
         (
             {"ablation": {"threshold": 0.001}},
-            "config key 'analyses.ablation.threshold': unknown key",
+            "config key 'analyses.ablation.threshold': unknown key (0.7.0 ablates at several "
+            "thresholds: write analyses.ablation.thresholds, a list)",
         ),
         (
             {"ablation": {"cells": [{"model": "nope", "task": "boolean"}]}},

@@ -110,6 +110,14 @@ def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
         return yaml.safe_load(fh)
 
 
+#: Keys of earlier versions -> what took their place.
+RENAMED = {
+    "analyses.ablation.threshold": (
+        "0.7.0 ablates at several thresholds: write analyses.ablation.thresholds, a list"
+    ),
+}
+
+
 def validate_config(config: dict, schema: dict | None = None, read_data: bool = False) -> dict:
     """Validate ``config`` in place, filling defaults; return it.
 
@@ -135,7 +143,9 @@ def validate_config(config: dict, schema: dict | None = None, read_data: bool = 
         path = list(err.absolute_path)
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})), key=str)
-            raise MoemuiError(f"config key '{_key(path + extra[:1])}': unknown key")
+            key = _key(path + extra[:1])
+            hint = f" ({RENAMED[key]})" if key in RENAMED else ""
+            raise MoemuiError(f"config key '{key}': unknown key{hint}")
         if err.validator == "required":
             missing = err.message.split("'")[1]
             raise MoemuiError(f"config key '{_key(path + [missing])}': required but missing")
