@@ -272,7 +272,8 @@ def test_top_key_experts_chart_shows_the_focus_with_expert_mui():
     assert data["mui_label"].tolist() == ["MUI 12.5%", "MUI 3.1%"]
     bars, labels = _layers(spec)
     assert _enc(bars, "x")["field"] == "key_rate"
-    assert _enc(bars, "y")["sort"] == {"field": "rank"}
+    # both layers sort by rank with an op that survives the union of their domains
+    assert _enc(bars, "y")["sort"] == _enc(labels, "y")["sort"] == {"field": "rank", "op": "min"}
     assert _enc(bars, "color")["scale"]["domain"] == ["routed", "shared"]
     assert _enc(labels, "text")["field"] == "mui_label"
     assert spec["title"]["subtitle"][0] == "variant glu, threshold 0.1%"

@@ -344,10 +344,11 @@ def top_key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -
     ]
     data["mui_label"] = [f"MUI {m * 100:.1f}%" for m in data["expert_mui"]]
     base = alt.Chart().encode(
-        y=alt.Y("expert_label:N", title=None, sort=alt.EncodingSortField("rank")),
+        # op "min": the two layers' domains are unioned, which keeps only such sorts
+        y=alt.Y("expert_label:N", title=None, sort=alt.EncodingSortField("rank", op="min")),
         x=alt.X(
             "key_rate:Q",
-            title="key rate (share of samples the expert is key for)",
+            title="key rate",
             scale=alt.Scale(domain=[0, 1.45]),
             axis=alt.Axis(format="%", values=[0, 0.5, 1]),
         ),
@@ -387,8 +388,9 @@ def top_key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -
                 "Top experts by key rate, with the expert-level MUI (the paper's view)",
                 subtitle=[
                     _subtitle(variant, threshold),
-                    "layer L, expert E; rank 1 on top; expert MUI: share of the "
-                    "expert's neurons in the task's key set",
+                    "key rate: share of the task's samples the expert is key for; layer L, "
+                    "expert E; rank 1 on top",
+                    "expert MUI: share of the expert's neurons in the task's key set",
                 ],
             )
         )
