@@ -287,13 +287,41 @@ def key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -> al
     )
 
 
+def _expert_labels(table: pd.DataFrame) -> list[str]:
+    """``L<layer> E<expert>`` per row."""
+    return [f"L{lay} E{e}" for lay, e in zip(table["layer"], table["expert"], strict=True)]
+
+
+#: What the tooltips of a top-experts chart name first.
+_EXPERT_TOOLTIP = ["model:N", "task:N", "rank:Q", "layer:Q", "expert:Q", "expert_kind:N"]
+
+#: The expert kinds' colours, as a colour encoding.
+KIND_COLOR = alt.Color(
+    "expert_kind:N",
+    scale=alt.Scale(domain=list(KIND_COLORS), range=list(KIND_COLORS.values())),
+    title="kind",
+)
+
+
+def _per_model_and_task(chart, data: pd.DataFrame, width: int, title: alt.Title):
+    """``chart`` faceted in a row per model (config order) and a column per task, each
+    panel with its own experts on the y axis."""
+    return (
+        chart.properties(width=width, height=110)
+        .facet(
+            row=alt.Row("model:N", title=None, sort=list(dict.fromkeys(data["model"]))),
+            column=alt.Column("task:N", title=None),
+        )
+        .resolve_scale(y="independent")
+        .properties(title=title)
+    )
+
+
 def top_experts_chart(table: pd.DataFrame) -> alt.FacetChart:
     """The top experts by activation rate per model and task, coloured by kind."""
     data = table.copy()
-    data["expert_label"] = [
-        f"L{lay} E{e}" for lay, e in zip(data["layer"], data["expert"], strict=True)
-    ]
-    return (
+    data["expert_label"] = _expert_labels(data)
+    bars = (
         alt.Chart(data)
         .mark_bar()
         .encode(
@@ -304,44 +332,26 @@ def top_experts_chart(table: pd.DataFrame) -> alt.FacetChart:
                 scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%", tickCount=3),
             ),
-            color=alt.Color(
-                "expert_kind:N",
-                scale=alt.Scale(domain=list(KIND_COLORS), range=list(KIND_COLORS.values())),
-                title="kind",
-            ),
+            color=KIND_COLOR,
             tooltip=[
-                "model:N",
-                "task:N",
-                "rank:Q",
-                "layer:Q",
-                "expert:Q",
-                "expert_kind:N",
+                *_EXPERT_TOOLTIP,
                 "routed_tokens:Q",
                 alt.Tooltip("activation_rate:Q", format=".1%"),
             ],
         )
-        .properties(width=150, height=110)
-        .facet(
-            row=alt.Row("model:N", title=None, sort=list(dict.fromkeys(data["model"]))),
-            column=alt.Column("task:N", title=None),
-        )
-        .resolve_scale(y="independent")
-        .properties(
-            title=alt.Title(
-                "Top experts by activation rate (share of response tokens routed to them)",
-                subtitle="layer L, expert E; rank 1 on top; shared experts see every token",
-            )
-        )
     )
+    title = alt.Title(
+        "Top experts by activation rate (share of response tokens routed to them)",
+        subtitle="layer L, expert E; rank 1 on top; shared experts see every token",
+    )
+    return _per_model_and_task(bars, data, 150, title)
 
 
 def top_key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -> alt.FacetChart:
     """The top experts by key rate per model and task, as the paper ranks them: bars of
     key rate coloured by kind, each labelled with its expert-level MUI."""
     data = _focus(table, variant, threshold, "top_key_experts").copy()
-    data["expert_label"] = [
-        f"L{lay} E{e}" for lay, e in zip(data["layer"], data["expert"], strict=True)
-    ]
+    data["expert_label"] = _expert_labels(data)
     data["mui_label"] = [f"MUI {m * 100:.1f}%" for m in data["expert_mui"]]
     base = alt.Chart().encode(
         # op "min": the two layers' domains are unioned, which keeps only such sorts
@@ -353,12 +363,7 @@ def top_key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -
             axis=alt.Axis(format="%", values=[0, 0.5, 1]),
         ),
         tooltip=[
-            "model:N",
-            "task:N",
-            "rank:Q",
-            "layer:Q",
-            "expert:Q",
-            "expert_kind:N",
+            *_EXPERT_TOOLTIP,
             "key_samples:Q",
             "n_samples:Q",
             alt.Tooltip("key_rate:Q", format=".1%", title="key rate"),
@@ -367,34 +372,18 @@ def top_key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -
             alt.Tooltip("activation_rate:Q", format=".1%", title="activation rate"),
         ],
     )
-    bars = base.mark_bar().encode(
-        color=alt.Color(
-            "expert_kind:N",
-            scale=alt.Scale(domain=list(KIND_COLORS), range=list(KIND_COLORS.values())),
-            title="kind",
-        )
-    )
+    bars = base.mark_bar().encode(color=KIND_COLOR)
     labels = base.mark_text(align="left", dx=3, fontSize=9).encode(text="mui_label:N")
-    return (
-        alt.layer(bars, labels, data=data)
-        .properties(width=170, height=110)
-        .facet(
-            row=alt.Row("model:N", title=None, sort=list(dict.fromkeys(data["model"]))),
-            column=alt.Column("task:N", title=None),
-        )
-        .resolve_scale(y="independent")
-        .properties(
-            title=alt.Title(
-                "Top experts by key rate, with the expert-level MUI (the paper's view)",
-                subtitle=[
-                    _subtitle(variant, threshold),
-                    "key rate: share of the task's samples the expert is key for; layer L, "
-                    "expert E; rank 1 on top",
-                    "expert MUI: share of the expert's neurons in the task's key set",
-                ],
-            )
-        )
+    title = alt.Title(
+        "Top experts by key rate, with the expert-level MUI (the paper's view)",
+        subtitle=[
+            _subtitle(variant, threshold),
+            "key rate: share of the task's samples the expert is key for; layer L, "
+            "expert E; rank 1 on top",
+            "expert MUI: share of the expert's neurons in the task's key set",
+        ],
     )
+    return _per_model_and_task(alt.layer(bars, labels, data=data), data, 170, title)
 
 
 # --------------------------------------------------------------------------------------

@@ -66,22 +66,8 @@ TOP_EXPERT_COLUMNS = [
     "routed_tokens",
     "activation_rate",
 ]
-TOP_KEY_EXPERT_COLUMNS = [
-    "model",
-    "task",
-    "variant",
-    "threshold",
-    "rank",
-    "layer",
-    "expert",
-    "expert_kind",
-    "key_samples",
-    "key_rate",
-    "key_neurons",
-    "expert_mui",
-    "activation_rate",
-    "n_samples",
-]
+#: The per-expert columns, with the rank after the cell's.
+TOP_KEY_EXPERT_COLUMNS = [*EXPERT_COLUMNS[:4], "rank", *EXPERT_COLUMNS[4:]]
 
 
 def activation_rates(source: xr.Dataset | GroupKeys) -> np.ndarray:
