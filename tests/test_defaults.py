@@ -26,5 +26,5 @@ def test_a_default_is_a_fresh_copy():
 def test_unknown_key_and_key_without_default_are_named():
     with pytest.raises(MoemuiError, match=r"no config key 'capture\.nope' in the schema"):
         default("capture.nope")
-    with pytest.raises(MoemuiError, match=r"config key 'tasks\.name' has no default"):
-        default("tasks.name")
+    with pytest.raises(MoemuiError, match=r"config key 'tasks\.source' has no default"):
+        default("tasks.source")
