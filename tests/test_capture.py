@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from moemui.adapters import adapter_for
+from moemui.batching import right_pad
 from moemui.capture import ContributionCapture, scored_positions
 from moemui.errors import MoemuiError
 from moemui.recipes import RECIPES, init_model, recipe_config
@@ -21,14 +22,7 @@ def model(request):
 
 
 def _padded(prompts, responses):
-    seqs = [p + r for p, r in zip(prompts, responses, strict=True)]
-    width = max(map(len, seqs))
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for b, s in enumerate(seqs):
-        ids[b, : len(s)] = torch.tensor(s)
-        mask[b, : len(s)] = 1
-    return ids, mask
+    return right_pad([p + r for p, r in zip(prompts, responses, strict=True)], 0)
 
 
 def _rebuild(layer, records):

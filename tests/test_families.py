@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from moemui.adapters import UNSUPPORTED, adapter_for
 from moemui.adapters.discovery import moe_architectures
+from moemui.batching import right_pad
 from moemui.capture import ContributionCapture
 from moemui.errors import MoemuiError
 
@@ -132,14 +133,7 @@ def tiny_model(model_type: str, seed: int = 0) -> torch.nn.Module:
 
 
 def _ids():
-    seqs = [p + r for p, r in zip(PROMPTS, RESPONSES, strict=True)]
-    width = max(map(len, seqs))
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for b, s in enumerate(seqs):
-        ids[b, : len(s)] = torch.tensor(s)
-        mask[b, : len(s)] = 1
-    return ids, mask
+    return right_pad([p + r for p, r in zip(PROMPTS, RESPONSES, strict=True)], 0)
 
 
 @pytest.fixture(autouse=True, scope="module")

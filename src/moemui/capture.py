@@ -35,6 +35,7 @@ from transformers.integrations.moe import _grouped_linear
 
 from moemui.adapters import FusedExpertsAdapter, Geometry, MoeLayer
 from moemui.adapters.base import SharedMlp
+from moemui.batching import right_pad
 from moemui.errors import MoemuiError
 
 log = logging.getLogger(__name__)
@@ -285,13 +286,10 @@ class ContributionCapture:
         """One teacher-forced pass over the (right-padded) sequences, reduced."""
         device = self.unembed.device
         seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
-        batch, width = len(seqs), max(len(s) for s in seqs)
-        input_ids = torch.zeros(batch, width, dtype=torch.long)
-        attention = torch.zeros(batch, width, dtype=torch.long)
+        input_ids, attention = right_pad(seqs, 0)
+        batch, width = input_ids.shape
         targets = torch.full((batch, width), -1, dtype=torch.long)
         for b, seq in enumerate(seqs):
-            input_ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            attention[b, : len(seq)] = 1
             pos, tgt = scored_positions(len(prompts[b]), len(seq), target)
             targets[b, pos] = input_ids[b, tgt]
         n_tokens = (targets >= 0).sum(dim=1)

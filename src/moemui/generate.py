@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from moemui.batching import left_pad
 from moemui.errors import MoemuiError
 from moemui.io import replace_surrogates
 from moemui.progress import progress
@@ -400,22 +401,11 @@ def _left_pad(t: torch.Tensor, by: int, dim: int, value=0) -> torch.Tensor:
     return torch.cat([t.new_full(shape, value), t], dim=dim)
 
 
-def _left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts left-padded to the longest: ids and attention mask."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p) :] = torch.tensor(p)
-        mask[b, width - len(p) :] = 1
-    return ids, mask
-
-
 def _prefill(model, tokenizer, prompts, pad, ends, stops, reasoning, device, n_new=1):
     """New sequences, started by one ``generate`` call of ``n_new`` tokens (transformers'
     own prefill): their left-padded ids with the new tokens, mask, KV cache (every token
     but the last, as for a running row) and stop-string state."""
-    ids, mask = _left_padded(prompts, pad)
+    ids, mask = left_pad(prompts, pad)
     width = ids.shape[1]
     criterion = StopStrings(tokenizer, width, stops, reasoning)
     result = _greedy(model, ids.to(device), mask.to(device), None, n_new, pad, ends, criterion)
@@ -667,7 +657,7 @@ def generate_responses(
     batches = range(0, len(order), batch_size)
     for start in progress(batches, desc=f"generate {name}", unit="batch"):
         chunk = order[start : start + batch_size]
-        input_ids, attention = _left_padded([kept[i] for i in chunk], pad)
+        input_ids, attention = left_pad([kept[i] for i in chunk], pad)
         rows = _generate_batch(
             model,
             tokenizer,

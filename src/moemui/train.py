@@ -226,22 +226,16 @@ def model_config(recipe: TrainRecipe, max_positions: int = 128):
 
 def _batch(tokenizer, samples):
     """Right-padded input ids and labels (answer tokens + eos only)."""
-    import torch
+    from moemui.batching import right_pad
 
-    rows = []
+    ids, labels = [], []
     for s in samples:
         prompt = tokenizer(s["prompt"])["input_ids"]
         answer = tokenizer(s["reference"])["input_ids"] + [EOS_ID]
-        rows.append((prompt + answer, [-100] * len(prompt) + answer))
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, (ids, lab) in enumerate(rows):
-        input_ids[b, : len(ids)] = torch.tensor(ids)
-        labels[b, : len(lab)] = torch.tensor(lab)
-        mask[b, : len(ids)] = 1
-    return input_ids, labels, mask
+        ids.append(prompt + answer)
+        labels.append([-100] * len(prompt) + answer)
+    input_ids, mask = right_pad(ids, PAD_ID)
+    return input_ids, right_pad(labels, -100)[0], mask
 
 
 def _lr(recipe: TrainRecipe, step: int) -> float:
