@@ -5,14 +5,15 @@ For MoE layer l, expert e, neuron j and scored position t (SPEC §2)::
     s(l, e, j, t) = g(l, e, t) * h(l, e, j, t) * <d(l, e, j), u(y_t)>
 
 The model runs its own code: for the duration of a :class:`ContributionCapture`
-context, hooks installed by the family adapter (:mod:`moemui.adapters.hooks`) read the
-routing decision each experts module is called with and the ``h`` its implementation
-computes, passing every value through unchanged, so the model's outputs are
-bit-identical to a run without capture on any device and kernel. The
-projection ``<d, u>`` is one grouped matmul of the target tokens' unembedding rows
-with each expert's down projection; ``W_down^T W_unembed`` is never materialised.
-Shared MLPs are read through hooks on their activation and down projection (their
-h, as the model computes it) and split into ``N``-wide virtual experts.
+context, hooks installed where the family adapter says (:mod:`moemui.capture_hooks`;
+the contract in :mod:`moemui.adapters.base`) read the routing decision each experts
+module is called with and the ``h`` its implementation computes, passing every value
+through unchanged, so the model's outputs are bit-identical to a run without capture
+on any device and kernel. The projection ``<d, u>`` is one grouped matmul of the
+target tokens' unembedding rows with each expert's down projection;
+``W_down^T W_unembed`` is never materialised. Shared MLPs are read through hooks on
+their activation and down projection (their h, as the model computes it) and split
+into ``N``-wide virtual experts.
 
 Each sequence runs through the model on its own by default, so a sample's scores do not
 depend on the batch it is in (``batch_invariant``). Per batch the capture reduces the
@@ -33,9 +34,9 @@ import torch
 from torch import nn
 from transformers.integrations.moe import _grouped_linear
 
-from moemui.adapters import FusedExpertsAdapter, Geometry, MoeLayer
-from moemui.adapters.base import SharedMlp
+from moemui.adapters import FusedExpertsAdapter, Geometry
 from moemui.batching import right_pad
+from moemui.capture_hooks import LayerRecorder, hook_layer
 from moemui.errors import MoemuiError
 
 log = logging.getLogger(__name__)
@@ -214,38 +215,12 @@ class ContributionCapture:
             for slot, layer in enumerate(self.layers):
                 if getattr(layer.experts, "_is_expert_parallel", False):
                     raise MoemuiError(f"{self.name}: expert-parallel experts are not supported")
-                self._hooks += self.adapter.install(layer, self, slot)
-                shared = self.adapter.shared_parts(layer, self.name)
-                if shared is not None:
-                    self._hook_shared(shared, slot, layer)
+                self._hooks += hook_layer(self.adapter, LayerRecorder(self, slot, layer))
         except BaseException:
             self.__exit__(None, None, None)
             raise
         self._active = True
         return self
-
-    def _hook_shared(self, shared: SharedMlp, slot: int, layer: MoeLayer) -> None:
-        """Hooks that read a shared MLP's h where the model computes it (nothing recomputed):
-        its input x, its activation's output (the ``gate`` h) and its down projection's
-        input (the ``glu`` h)."""
-        seen: dict = {}
-        capture = self
-
-        def keep_input(mod, args):
-            seen["x"] = args[0]
-
-        def keep_act(mod, args, out):
-            seen["act"] = out if shared.act_from is None else shared.act_from(out)
-
-        def score(mod, args):
-            x, act = seen.pop("x"), seen.pop("act")
-            capture._score_shared(shared, slot, x, args[0], act, layer)
-
-        self._hooks += [
-            shared.module.register_forward_pre_hook(keep_input),
-            shared.act.register_forward_hook(keep_act),
-            shared.down.register_forward_pre_hook(score),
-        ]
 
     def __exit__(self, *exc) -> None:
         for hook in self._hooks:
@@ -354,12 +329,14 @@ class ContributionCapture:
             n_tokens=n_tokens.numpy().astype(np.int32),
         )
 
-    # -- scoring, called from the adapters' hooks --------------------------------------
-    def score_routed(self, experts, slot, token_g, expert_g, weight_g, h, a) -> None:
-        """Fold routed pairs into the batch: pair i is token ``token_g[i]`` (flat position)
-        routed to expert ``expert_g[i]`` (sorted) with weight ``weight_g[i]``; ``h`` and
-        ``a`` are its ``glu`` and ``gate`` h (``[P, N]``). Called from the adapters' hooks."""
+    # -- scoring, called through each layer's recorder (moemui.capture_hooks) ----------
+    def score_routed(self, slot, token_g, expert_g, weight_g, h, a) -> None:
+        """Fold routed pairs of MoE layer ``slot`` into the batch: pair i is token
+        ``token_g[i]`` (flat position) routed to expert ``expert_g[i]`` (sorted) with
+        weight ``weight_g[i]``; ``h`` and ``a`` are its ``glu`` and ``gate`` h
+        (``[P, N]``). Called by :meth:`moemui.capture_hooks.LayerRecorder.routed`."""
         layer = self.layers[slot]
+        experts = layer.experts
         keep = expert_g < self.geometry.routed_experts  # identity/zero experts have no neuron
         if layer.skip_zero_weight:
             keep &= weight_g != 0
@@ -418,18 +395,9 @@ class ContributionCapture:
         state.route_tokens[slot].index_add_(0, rows, torch.ones_like(rows, dtype=torch.float64))
         state.route_weight[slot].index_add_(0, rows, g.squeeze(-1).double())
 
-    def _score_shared(self, shared: SharedMlp, slot, x, h, a, layer: MoeLayer) -> None:
-        """Score a shared MLP of width m*N: g is its sigmoid gate (or 1) times its scale."""
-        gate, scale = layer.shared_gate, layer.shared_scale
-        g = None
-        if gate is not None:
-            g = torch.sigmoid(gate(x.reshape(-1, x.shape[-1])))  # [T, 1]
-        if scale != 1.0:
-            g = scale if g is None else g * scale
-        self.score_shared_experts(slot, h, a, g, shared.down.weight)
-
     def score_shared_experts(self, slot, h, a, g, down) -> None:
-        """Fold the shared experts' scores of every position into the batch.
+        """Fold the shared experts' scores of every position into the batch (called by
+        :meth:`moemui.capture_hooks.LayerRecorder.shared`).
 
         ``h``, ``a``: ``[..., m*N]`` (the ``glu`` and ``gate`` h, positions flat in
         batch order); ``g``: None (1), a number, ``[T, 1]`` or, where each of the m

@@ -6,8 +6,10 @@ modeling module defines fused experts or an MoE block. A discovered family with 
 common anatomy (a fused experts module called with the routing decision, shared MLPs
 found by name) is served by :class:`GenericMoeAdapter` without being listed here;
 ``REGISTRY`` names the families with their own adapter (the original five, kept as
-they were, and the quirks of :mod:`moemui.adapters.families`), and ``UNSUPPORTED``
-the families that cannot be captured, with the reason.
+they were, the quirks of anatomy of :mod:`moemui.adapters.families`, and the families
+with a forward of their own, a module each), and ``UNSUPPORTED`` the families that
+cannot be captured, with the reason. :mod:`moemui.adapters.base` states the contract
+between the capture and the adapters.
 """
 
 from __future__ import annotations
@@ -15,20 +17,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from moemui.adapters.base import FusedExpertsAdapter, Geometry, MoeLayer
+from moemui.adapters.dbrx import DbrxAdapter
 from moemui.adapters.deepseek import DeepseekV2Adapter, DeepseekV3Adapter
+from moemui.adapters.doge import DogeAdapter
 from moemui.adapters.families import (
     BlockScaledAdapter,
     Cohere2MoeAdapter,
-    DbrxAdapter,
-    DogeAdapter,
     GraniteMoeAdapter,
-    InklingAdapter,
-    JetMoeAdapter,
-    Llama4Adapter,
-    LongcatFlashAdapter,
     ZayaAdapter,
 )
 from moemui.adapters.generic import GenericMoeAdapter, is_fused_experts
+from moemui.adapters.inkling import InklingAdapter
+from moemui.adapters.jetmoe import JetMoeAdapter
+from moemui.adapters.llama4 import Llama4Adapter
+from moemui.adapters.longcat_flash import LongcatFlashAdapter
 from moemui.adapters.olmoe import OlmoeAdapter
 from moemui.adapters.qwen_moe import Qwen2MoeAdapter, Qwen3MoeAdapter
 from moemui.errors import MoemuiError

@@ -1,9 +1,48 @@
-"""The adapter contract: where a family keeps its MoE blocks, experts and shared experts."""
+"""The contract between the capture and the family adapters.
+
+An adapter DESCRIBES a family; it installs nothing, patches nothing and keeps no
+state of a run. :class:`moemui.capture.ContributionCapture` owns every hook, its
+removal, and every value kept while the model runs (:mod:`moemui.capture_hooks`).
+
+What an adapter provides (class attributes where the anatomy allows, methods of
+:class:`FusedExpertsAdapter` overridden where it does not):
+
+- **where the MoE blocks are**: :meth:`~FusedExpertsAdapter.moe_layers` gives one
+  :class:`MoeLayer` per sparse decoder layer (its experts module, MoE block, shared
+  MLP and its sigmoid gate, and the block-level scales that are part of g);
+  ``block_attr``, ``experts_attr``, ``shared_attr``, ``shared_gate_attr`` name them for
+  the common case, :class:`~moemui.adapters.generic.GenericMoeAdapter` finds them by
+  structure;
+- **the experts' weights**: :meth:`~FusedExpertsAdapter.down_weights` (each neuron's
+  write vector) and :meth:`~FusedExpertsAdapter.down_transposed`, the geometry
+  (:meth:`~FusedExpertsAdapter.geometry`) and the unembedding;
+- **the shared MLPs**: :meth:`~FusedExpertsAdapter.shared_parts`, a :class:`SharedMlp`
+  naming the modules whose activation output and down-projection input are h;
+- **how the routed experts compute h**: nothing, where the experts are a fused experts
+  module (``fused_experts = True``, the default): the capture reads the routing
+  decision the module is called with and the h its implementation computes. A family
+  whose experts (or shared experts) are not read that way writes a forward of its own
+  (one module per family, e.g. :mod:`moemui.adapters.dbrx`):
+  :meth:`~FusedExpertsAdapter.reads` lists the values it needs (:class:`Read`: a
+  module's call arguments or its output), and :meth:`~FusedExpertsAdapter.record`
+  computes h from them and reports it through the :class:`Recorder` it is given.
+
+What the capture does: it installs the hooks (the fused experts hooks, the shared MLP
+hooks, one hook per :class:`Read`), passes every value through unchanged so the model
+computes its outputs with its own code, keeps the values read during one call of a
+layer and hands them to ``record`` once the last :class:`Read` of the layer has
+arrived (only while scores or records are wanted), and removes every hook and
+instance attribute on exit, whatever happens inside.
+
+What a family forward must call: :meth:`Recorder.routed` with the routed (token,
+expert) pairs, sorted by expert, their weights g and their h, and/or
+:meth:`Recorder.shared` with the shared experts' h of every position; nothing else.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from moemui.errors import MoemuiError
 
@@ -26,6 +65,53 @@ TOP_K_KEYS = (
     "top_k_experts",
     "moe_top_k",
 )
+
+
+@dataclass(frozen=True)
+class Read:
+    """A value a family forward needs, read by the capture while the model runs.
+
+    ``what = "args"``: the values ``module``'s forward is called with, in its
+    signature's order (a list), read before it runs; ``"output"``: what it returns.
+    """
+
+    module: nn.Module
+    what: Literal["args", "output"] = "args"
+
+
+class Recorder(Protocol):
+    """What a family forward reports to: one MoE layer of the running capture.
+
+    ``variants`` are the h the capture scores (``gate``, ``glu``, ``act``).
+    """
+
+    variants: tuple[str, ...]
+
+    def routed(
+        self,
+        token: torch.Tensor,
+        expert: torch.Tensor,
+        weight: torch.Tensor,
+        h: torch.Tensor,
+        act: torch.Tensor | None,
+    ) -> None:
+        """Routed pairs: pair i is flat position ``token[i]`` (batch order) routed to
+        expert ``expert[i]`` (sorted) with weight g = ``weight[i]``; ``h`` ``[P, N]``
+        is its ``glu`` h (the down projection's input), ``act`` its ``gate`` h (None
+        where only ``glu`` is scored). Picks of identity experts (index >= E) are
+        dropped by the capture."""
+
+    def shared(
+        self,
+        h: torch.Tensor,
+        act: torch.Tensor,
+        g: torch.Tensor | float | None,
+        down: torch.Tensor,
+    ) -> None:
+        """Shared experts of every position: ``h``, ``act`` ``[..., m*N]`` (positions
+        flat in batch order); ``g`` None (1), a number, ``[T, 1]``, or ``[T, m]`` where
+        each of the m experts has its own weight; ``down`` the down projection
+        ``[H, m*N]``."""
 
 
 @dataclass(frozen=True)
@@ -226,8 +312,9 @@ class FusedExpertsAdapter:
 
     Subclasses set the class attributes; most need nothing else. ``block_attr`` is the
     decoder-layer attribute holding the MoE block (a dense layer holds a plain MLP
-    there), ``shared_attr`` and ``shared_gate_attr`` name the block's shared MLP and
-    its sigmoid gate.
+    there), ``experts_attr`` the block's attribute holding the experts module,
+    ``shared_attr`` and ``shared_gate_attr`` name the block's shared MLP and its
+    sigmoid gate. See the module docstring for the whole contract.
     """
 
     family: str = ""
@@ -260,14 +347,21 @@ class FusedExpertsAdapter:
 
     #: Whether the routed experts are GLUs (None: the experts module's ``has_gate``).
     glu: bool | None = None
+    #: Whether the capture reads the routed experts at their fused experts module
+    #: (routing from its inputs, h from its implementation). False: :meth:`record`
+    #: reports them.
+    fused_experts: bool = True
 
-    def install(self, layer: MoeLayer, capture, slot: int) -> list:
-        """Hooks that hand the layer's routed pairs and their h to ``capture.score_routed``
-        (removable handles). The default reads a fused experts module
-        (:func:`moemui.adapters.hooks.hook_fused_experts`); nothing replaces a forward."""
-        from moemui.adapters.hooks import hook_fused_experts
+    def reads(self, layer: MoeLayer) -> dict[str, Read]:
+        """The values :meth:`record` needs from one call of the layer, by name, in the
+        order the model produces them (the last one completes the call). None by
+        default: the capture's own hooks read the fused experts and shared MLP."""
+        return {}
 
-        return hook_fused_experts(capture, layer.experts, slot, layer.index)
+    def record(self, layer: MoeLayer, values: dict[str, Any], recorder: Recorder) -> None:
+        """The family's forward: compute h from ``values`` (what :meth:`reads` named,
+        as read in one call of the layer) and report it to ``recorder``."""
+        raise NotImplementedError(f"the {self.family} adapter reads no values")
 
     def down_transposed(self, experts: nn.Module) -> bool:
         """Whether ``down_weights(experts)`` is ``[E, N, H]`` (used as ``h @ W``)."""
@@ -357,3 +451,30 @@ class FusedExpertsAdapter:
             shared_gate="sigmoid" if layers[0].shared_gate is not None else None,
             extra=extra,
         )
+
+
+def recompute_pairs(
+    x_g: torch.Tensor,
+    expert_g: torch.Tensor,
+    gate_up: Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    act_fn: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """h = act(gate) * up and act(gate) of routed pairs, computed again from the weights
+    (for family forwards whose experts module does not keep h).
+
+    ``x_g``: ``[P, H]`` the pairs' inputs, sorted by expert (``expert_g``);
+    ``gate_up(e, x)``: expert ``e``'s gate and up projections of rows ``x``.
+    """
+    if expert_g.numel() == 0:
+        return x_g.new_zeros(0, 0), x_g.new_zeros(0, 0)
+    import torch
+
+    hs, acts, start = [], [], 0
+    experts, counts = torch.unique_consecutive(expert_g, return_counts=True)
+    for e, n in zip(experts.tolist(), counts.tolist(), strict=True):
+        gate, up = gate_up(e, x_g[start : start + n])
+        act = act_fn(gate)
+        hs.append(act * up)
+        acts.append(act)
+        start += n
+    return torch.cat(hs), torch.cat(acts)

@@ -6,8 +6,9 @@ Most MoE families of transformers 5.x share one anatomy: a fused experts module
 shared MLP (``shared_expert``, ``shared_experts``) and a sigmoid gate for it
 (``shared_expert_gate``); GraniteMoeShared keeps its shared MLP on the decoder layer
 (``shared_mlp``). :class:`GenericMoeAdapter` finds these by structure, so a family
-with this anatomy needs no module of its own; quirks are subclasses in
-:mod:`moemui.adapters.families`.
+with this anatomy needs no module of its own; quirks of anatomy are subclasses in
+:mod:`moemui.adapters.families`, families with a forward of their own have a module
+each (:mod:`moemui.adapters.dbrx`, ...).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class GenericMoeAdapter(FusedExpertsAdapter):
     #: Experts modules under these attribute paths of a block are not routed experts
     #: of the block (e.g. a second fused module used as shared experts).
     experts_attr = "experts"
+    #: A pick with weight exactly 0 is a skip, not a routed expert (Zaya).
+    skip_zero_weight = False
 
     def __init__(self, family: str = ""):
         self.family = family or self.family
@@ -103,6 +106,7 @@ class GenericMoeAdapter(FusedExpertsAdapter):
                     block,
                     routed_scale=routed_scale,
                     shared_scale=shared_scale,
+                    skip_zero_weight=self.skip_zero_weight,
                     post_norm=getattr(block, "post_mlp_layernorm", None),
                 )
             )
