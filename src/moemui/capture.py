@@ -41,7 +41,6 @@ from moemui.errors import MoemuiError
 
 log = logging.getLogger(__name__)
 
-Variant = Literal["gate", "glu", "act"]
 Target = Literal["next", "same_position"]
 VARIANTS: tuple[str, ...] = ("gate", "glu", "act")
 TARGETS: tuple[str, ...] = ("next", "same_position")

@@ -76,11 +76,6 @@ for _arch, _family, _cls in (
 UNSUPPORTED: dict[str, str] = {}
 
 
-def unsupported_reason(arch: str) -> str | None:
-    """Why architecture ``arch`` cannot be captured, or None."""
-    return UNSUPPORTED.get(arch)
-
-
 def adapter_for(model: nn.Module, name: str = "model") -> FusedExpertsAdapter:
     """The adapter for ``model``'s architecture.
 
@@ -117,5 +112,4 @@ __all__ = [
     "Geometry",
     "MoeLayer",
     "adapter_for",
-    "unsupported_reason",
 ]

@@ -40,8 +40,8 @@ def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
 class GenericMoeAdapter(FusedExpertsAdapter):
     """Fused experts found by structure; family = the config's ``model_type``."""
 
-    #: Experts modules under these attribute paths of a block are not routed experts
-    #: of the block (e.g. a second fused module used as shared experts).
+    #: The name of the routed experts module (the last part of its path in a decoder
+    #: layer); a module so named counts where :meth:`is_experts` accepts it.
     experts_attr = "experts"
     #: A pick with weight exactly 0 is a skip, not a routed expert (Zaya).
     skip_zero_weight = False
