@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from moemui.adapters import adapter_for
+from moemui.batching import right_pad
 from moemui.capture import ContributionCapture
 from moemui.io import write_records
 from moemui.metrics import mui_table
@@ -39,13 +40,8 @@ def block_rebuild_error(model, prompts, responses) -> tuple[float, bool]:
     ]
     hooks.append(model.model.norm.register_forward_hook(lambda m, i, o: final.__setitem__(0, o)))
     seqs = [p + r for p, r in zip(prompts, responses, strict=True)]
-    width = max(map(len, seqs))
     dev = next(model.parameters()).device
-    ids = torch.zeros(len(seqs), width, dtype=torch.long, device=dev)
-    mask = torch.zeros_like(ids)
-    for b, s in enumerate(seqs):
-        ids[b, : len(s)] = torch.tensor(s, device=dev)
-        mask[b, : len(s)] = 1
+    ids, mask = (t.to(dev) for t in right_pad(seqs, 0))
     with torch.no_grad():
         model(input_ids=ids, attention_mask=mask)
     plain = final[0].clone()
