@@ -354,7 +354,7 @@ class FusedExpertsAdapter:
 
     def reads(self, layer: MoeLayer) -> dict[str, Read]:
         """The values :meth:`record` needs from one call of the layer, by name, in the
-        order the model produces them (the last one completes the call). None by
+        order the model produces them (the last one completes the call). Empty by
         default: the capture's own hooks read the fused experts and shared MLP."""
         return {}
 
