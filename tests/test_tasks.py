@@ -12,15 +12,15 @@ from moemui.errors import MoemuiError
 from moemui.tasks import (
     BUILTIN_TASKS,
     KINDS,
-    _eval_boolean,
     extract_answer,
     load_jsonl,
     make_builtin,
     make_task,
-    read_jsonl,
+    read_samples,
     score,
-    write_jsonl,
+    write_samples,
 )
+from moemui.tasks.builtin import _eval_boolean
 
 PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]+$")
 
@@ -610,15 +610,15 @@ def test_write_read_roundtrip(tmp_path):
     samples = [s for name in BUILTIN_TASKS for s in make_builtin(name, 5, seed=0)]
     samples.append({"id": "u1", "prompt": "Grüße ✓", "reference": "é", "meta": {"kind": "exact"}})
     path = tmp_path / "results" / "tasks" / "mixed.jsonl"
-    write_jsonl(samples, path)
-    assert read_jsonl(path) == samples
+    write_samples(path, samples)
+    assert read_samples(path) == samples
     text = path.read_text(encoding="utf-8")
     assert "Grüße ✓" in text  # ensure_ascii=False
     assert text.count("\n") == len(samples) and text.endswith("\n")
     assert [p.name for p in path.parent.iterdir()] == ["mixed.jsonl"]  # no temp file left
     # Stable: writing again gives the same bytes.
     before = path.read_bytes()
-    write_jsonl(read_jsonl(path), path)
+    write_samples(path, read_samples(path))
     assert path.read_bytes() == before
     # A materialised file is also loadable as a user task file.
     assert load_jsonl(path) == samples
@@ -628,15 +628,15 @@ def test_write_jsonl_rejects_bad_samples(tmp_path):
     path = tmp_path / "t.jsonl"
     good = make_builtin("arithmetic", 2, seed=0)
     with pytest.raises(MoemuiError, match="duplicate id"):
-        write_jsonl([good[0], good[0]], path)
+        write_samples(path, [good[0], good[0]])
     with pytest.raises(MoemuiError, match="'prompt'"):
-        write_jsonl([{"id": "a", "reference": "1", "meta": {"kind": "exact"}}], path)
+        write_samples(path, [{"id": "a", "reference": "1", "meta": {"kind": "exact"}}])
     assert not path.exists()
 
 
 def test_read_jsonl_errors(tmp_path):
     path = _write_lines(tmp_path / "t.jsonl", [{"id": "a", "prompt": "p", "reference": "1"}])
     with pytest.raises(MoemuiError, match="line 1.*'meta'"):
-        read_jsonl(path)
+        read_samples(path)
     with pytest.raises(MoemuiError, match="not found"):
-        read_jsonl(tmp_path / "missing.jsonl")
+        read_samples(tmp_path / "missing.jsonl")
