@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 from moemui.tasks.samples import (
     KIND_CHOICE,
@@ -481,7 +482,7 @@ def _load_rows(
 def make_published(
     name: str,
     n: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     params: Mapping[str, Any] | None = None,
     path: str | Path | None = None,
     task_id: str | None = None,
@@ -496,8 +497,8 @@ def make_published(
         Keep ``n`` samples: the first ``n`` (``select: first``, the default) or a random
         subset drawn with ``random.Random(seed)`` kept in dataset order
         (``select: random``); all when ``None``.
-    seed : int
-        Seed of the random subset.
+    seed : int, optional
+        Seed of the random subset; by default the config's (``tasks.seed``).
     params : Mapping, optional
         ``split``, ``fewshot_split``, ``k_shot`` (default 0), ``chat_template`` (default
         true), ``select``; ``subjects`` (MMLU, MATH) or ``subtasks`` (BBH): ``"all"`` or
@@ -521,6 +522,7 @@ def make_published(
         Unknown dataset or parameter; a missing local file; a row the adapter cannot
         read (naming the subset and row); ``n`` larger than the rows available.
     """
+    seed = default("tasks.seed") if seed is None else seed
     dataset = PUBLISHED_DATASETS.get(name)
     if dataset is None:
         raise MoemuiError(

@@ -22,17 +22,6 @@ The published datasets' kinds (:mod:`moemui.tasks.published`):
     :func:`extract_code`; the program (:func:`code_program`) is run against the
     dataset's tests by :func:`moemui.tasks.sandbox.run_python`, in a separate process
     (:func:`score_code`).
-
-Examples
---------
->>> extract_final_number("She pays 3 * $4 = $12.\\n#### 12")
-'12'
->>> extract_math("so the area is \\\\boxed{\\\\frac{1}{2}}.")
-'\\\\frac{1}{2}'
->>> normalise_math("\\\\dfrac12") == normalise_math("0.5")
-True
->>> extract_final_text("Let's see. So the answer is (B).")
-'(B)'
 """
 
 from __future__ import annotations
@@ -227,6 +216,9 @@ def extract_final_number(response: str) -> str | None:
     "answer is"; else the last number anywhere. ``$`` and thousands commas are dropped
     (``"$1,234"`` -> ``"1234"``); a sentence's final period is not a decimal point.
     ``None`` when there is no number.
+
+    >>> extract_final_number("She pays 3 * $4 = $12.\\n#### 12")
+    '12'
     """
     for marker in ("####", None):
         if marker is None:
@@ -370,7 +362,11 @@ def same_math(answer: str, reference: str) -> bool:
 def extract_final_text(response: str) -> str | None:
     """The final answer of a BBH response: the text after the last "the answer is" up to
     the end of its line, else the first non-empty line; whitespace collapsed, ``**``
-    and one final period dropped. ``None`` when empty."""
+    and one final period dropped. ``None`` when empty.
+
+    >>> extract_final_text("Let's see. So the answer is (B).")
+    '(B)'
+    """
     matches = list(_ANSWER_IS_RE.finditer(response))
     if matches:
         text = response[matches[-1].end() :].split("\n")[0]

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal, NamedTuple, get_args
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 from moemui.tasks.builtin import make_builtin
 from moemui.tasks.files import load_jsonl
@@ -79,12 +80,13 @@ def make_task(spec: dict) -> list[dict]:
         ``{"id": "arith", "source": "builtin:arithmetic", "n": 64, "seed": 0,
         "params": {...}}`` or ``{"id": "mine", "source": "jsonl:path/to/file.jsonl",
         "n": 64, "seed": 0}`` or ``{"id": "arc", "source": "hf:arc_challenge", "n": 100,
-        "params": {...}, "path": "data/arc"}`` (:func:`moemui.tasks.published.make_published`:
-        ``n`` optional, ``path`` an optional local copy). For ``builtin:`` sources ``n``
-        is required and ``seed`` defaults to 0. For ``jsonl:`` sources ``n`` and ``seed``
-        are optional (see :func:`~moemui.tasks.files.load_jsonl`), ``params`` is not
-        allowed, and a relative path is relative to the current directory. ``stop`` (a
-        list of strings, any source) is copied into every sample's ``meta.stop``: the
+        "params": {...}, "path": "data/arc"}``
+        (:func:`~moemui.tasks.published.make_published`: ``n`` optional, ``path`` an
+        optional local copy). For ``builtin:`` sources ``n`` is required and ``seed``
+        defaults to the config's (``tasks.seed``, 0). For ``jsonl:`` sources ``n`` and
+        ``seed`` are optional (see :func:`~moemui.tasks.files.load_jsonl`), ``params`` is
+        not allowed, and a relative path is relative to the current directory. ``stop``
+        (a list of strings, any source) is copied into every sample's ``meta.stop``: the
         generation step ends a response at the first of them. Other keys are ignored.
 
     Returns
@@ -125,7 +127,8 @@ def _make_samples(spec: Mapping, task_id: str, source: str) -> list[dict]:
         if scheme == "builtin":
             if "n" not in spec:
                 raise MoemuiError("key 'n' is required for a builtin source")
-            return make_builtin(ref, spec["n"], spec.get("seed", 0), spec.get("params"))
+            seed = spec.get("seed", default("tasks.seed"))
+            return make_builtin(ref, spec["n"], seed, spec.get("params"))
         if scheme == "jsonl":
             if not ref:
                 raise MoemuiError(f"source {source!r} has no path")
@@ -135,7 +138,7 @@ def _make_samples(spec: Mapping, task_id: str, source: str) -> list[dict]:
         return make_published(
             ref,
             spec.get("n"),
-            spec.get("seed", 0),
+            spec.get("seed", default("tasks.seed")),
             spec.get("params"),
             spec.get("path"),
             task_id,
