@@ -1,4 +1,5 @@
-"""Small file helpers: atomic writes and JSON-lines records.
+"""Small file helpers: atomic writes, and the one JSON-lines writer and reader
+(:func:`write_records`, :func:`read_records`, :func:`read_json_lines`).
 
 Unicode: every file is UTF-8 and reads back as written, whatever characters its strings
 hold. JSON lines are split on ``"\\n"`` only (:func:`split_json_lines`): JSON escapes

@@ -405,6 +405,8 @@ def _read_file(path: Path) -> list[dict]:
         if not isinstance(data, list):
             raise MoemuiError(f"{path}: expected a list of rows or {{'examples': [...]}}")
         return data
+    # Not moemui.io's reader: a published file may start with a byte order mark, hold NaN
+    # and be empty (its subset then has no rows), and its errors have their own wording.
     rows = []
     # "\n" only: str.splitlines would also split at U+2028 or U+0085 inside a string.
     for lineno, line in enumerate(text.split("\n"), start=1):
