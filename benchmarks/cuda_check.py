@@ -25,7 +25,7 @@ from moemui.metrics import mui_table
 from moemui.pipeline import capture_task
 from moemui.recipes import RECIPES, build_model
 from moemui.store import open_group
-from moemui.tasks import make_builtin, write_jsonl
+from moemui.tasks import make_builtin, write_samples
 
 
 def block_rebuild_error(model, prompts, responses) -> tuple[float, bool]:
@@ -87,7 +87,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         samples = make_builtin("arithmetic", 24, seed=0)
-        write_jsonl(samples, tmp / "task.jsonl")
+        write_samples(tmp / "task.jsonl", samples)
         records = []
         for s in samples:
             p = [int(i) for i in rng.integers(3, 259, size=rng.integers(3, 12))]

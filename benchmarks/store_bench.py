@@ -27,7 +27,7 @@ from transformers import AutoConfig, GenerationConfig
 from moemui.io import write_records
 from moemui.pipeline import capture_task
 from moemui.recipes import init_model
-from moemui.tasks import write_jsonl
+from moemui.tasks import write_samples
 from moemui.tokenizer import build_tokenizer
 
 #: name: (model_type, config overrides, MoE layers of the real model)
@@ -116,9 +116,9 @@ def random_task(work: Path, samples: int) -> None:
     tokens and responses of RESPONSE tokens (every other one marked correct)."""
     rng = np.random.default_rng(0)
     ids = [f"s{i}" for i in range(samples)]
-    write_jsonl(
-        [{"id": i, "prompt": "", "reference": "", "meta": {"kind": "exact"}} for i in ids],
+    write_samples(
         work / "t",
+        [{"id": i, "prompt": "", "reference": "", "meta": {"kind": "exact"}} for i in ids],
     )
     write_records(
         work / "r",

@@ -19,7 +19,7 @@ from moemui.metrics import k_for, mui_table
 from moemui.pipeline import capture_task
 from moemui.recipes import build_model
 from moemui.store import open_group
-from moemui.tasks import make_builtin, write_jsonl
+from moemui.tasks import make_builtin, write_samples
 
 THRESHOLDS = [0.0008, 0.001, 0.002, 0.005]
 RNG = np.random.default_rng(7)
@@ -135,7 +135,7 @@ def _brute_mui(reference, tau, variant):
 def test_stored_scores_and_mui_match_brute_force(tmp_path, recipe, target):
     model_dir = build_model(recipe, 3, tmp_path / "model")
     samples = make_builtin("arithmetic", 5, seed=1)
-    write_jsonl(samples, tmp_path / "task.jsonl")
+    write_samples(tmp_path / "task.jsonl", samples)
     prompts = [[int(i) for i in RNG.integers(3, 259, size=RNG.integers(2, 7))] for _ in samples]
     lengths = [4, 1, 0, 6, 3]  # includes a sample with no response token
     responses = [[int(i) for i in RNG.integers(3, 259, size=n)] for n in lengths]

@@ -184,7 +184,7 @@ def test_stop_strings_keep_the_other_sequences_of_a_batch_going(qwen3):
 
 def test_enable_thinking_reaches_the_template(qwen3, tmp_path):
     from moemui.pipeline import generate_task
-    from moemui.tasks import write_jsonl
+    from moemui.tasks import write_samples
 
     model, tok = qwen3
     sample = samples_of(["What is 6*7?"], chat=True)[0]
@@ -197,7 +197,7 @@ def test_enable_thinking_reaches_the_template(qwen3, tmp_path):
 
     model.save_pretrained(tmp_path / "model")
     tok.save_pretrained(tmp_path / "model")
-    write_jsonl([sample], tmp_path / "task.jsonl")
+    write_samples(tmp_path / "task.jsonl", [sample])
     out = tmp_path / "responses.jsonl"
     generate_task(
         "qwen3-tiny",
@@ -264,7 +264,7 @@ def test_think_tags_and_stop_strings_in_the_final_answer_only():
 def test_capture_scores_only_the_final_answer_when_asked(tmp_path):
     from moemui.pipeline import capture_task, scored_split
     from moemui.store import open_group
-    from moemui.tasks import write_jsonl
+    from moemui.tasks import write_samples
 
     tok = qwen3_tokenizer()
     model = printable_model(tok)
@@ -283,7 +283,7 @@ def test_capture_scores_only_the_final_answer_when_asked(tmp_path):
     assert scored_split(record, "all") == (record["prompt_ids"], reasoning + answer)
     moved = dict(record, prompt_ids=record["prompt_ids"] + reasoning, response_ids=answer)
     moved["answer_start"] = 0
-    write_jsonl(samples_of(["What is 6*7? "]), tmp_path / "task.jsonl")
+    write_samples(tmp_path / "task.jsonl", samples_of(["What is 6*7? "]))
     groups = {}
     for name, rec, tokens in (("answer", record, "answer"), ("moved", moved, "all")):
         (tmp_path / f"{name}.jsonl").write_text(json.dumps(rec) + "\n")
@@ -324,10 +324,10 @@ def saved(tmp_path_factory):
 
 def _generate(root, out, imported=None, n=12):
     from moemui.pipeline import generate_task
-    from moemui.tasks import make_task, write_jsonl
+    from moemui.tasks import make_task, write_samples
 
     samples = make_task({"id": "a", "source": "builtin:arithmetic", "n": n, "seed": 0})
-    write_jsonl(samples, root / "task.jsonl")
+    write_samples(root / "task.jsonl", samples)
     generate_task(
         "tiny",
         str(root / "model"),

@@ -38,9 +38,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from moemui.answers import last_boxed, normalise_math, parse_number
-from moemui.benchmarks import MATH_SUBJECTS, MMLU_SUBJECTS
-from moemui.tasks import LETTERS, make_task, score
+from moemui.tasks import LETTERS, MATH_SUBJECTS, MMLU_SUBJECTS, make_task, score
+from moemui.tasks.scoring import last_boxed, normalise_math, parse_number
 
 pytestmark = pytest.mark.realdata
 

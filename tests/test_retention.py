@@ -28,7 +28,7 @@ from moemui.metrics import mui_table
 from moemui.pipeline import capture_task
 from moemui.recipes import RECIPES, build_model
 from moemui.store import open_group, retain
-from moemui.tasks import make_builtin, write_jsonl
+from moemui.tasks import make_builtin, write_samples
 from moemui.train import TRAINED_RECIPES, checkpoint_dir, train
 
 MAX_THRESHOLD = 0.01
@@ -54,7 +54,7 @@ TRAINED = replace(
 def _capture(model_dir, work, target, keep, name="m"):
     rng = np.random.default_rng(11)
     samples = make_builtin("arithmetic", len(LENGTHS), seed=2)
-    write_jsonl(samples, work / "task.jsonl")
+    write_samples(work / "task.jsonl", samples)
     write_records(
         work / "responses.jsonl",
         [

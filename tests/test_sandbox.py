@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from moemui.sandbox import _unshare_prefix, run_python
+from moemui.tasks.sandbox import _unshare_prefix, run_python
 
 HAS_NETNS = bool(_unshare_prefix(os.geteuid() == 0))
 

@@ -1,4 +1,5 @@
-"""Tests for moemui.tasks: built-in generators, JSONL loading, extraction and scoring."""
+"""Tests for moemui.tasks: built-in generators, task files, task sources, extraction and
+scoring."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ from collections import Counter
 import pytest
 
 from moemui.errors import MoemuiError
+from moemui.io import read_records
 from moemui.tasks import (
     BUILTIN_TASKS,
     KINDS,
-    _eval_boolean,
+    TASK_SCHEMES,
     extract_answer,
     load_jsonl,
     make_builtin,
     make_task,
-    read_jsonl,
+    parse_task_source,
+    read_samples,
     score,
-    write_jsonl,
+    write_samples,
 )
+from moemui.tasks.builtin import _eval_boolean
 
 PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]+$")
 
@@ -610,33 +614,109 @@ def test_write_read_roundtrip(tmp_path):
     samples = [s for name in BUILTIN_TASKS for s in make_builtin(name, 5, seed=0)]
     samples.append({"id": "u1", "prompt": "Grüße ✓", "reference": "é", "meta": {"kind": "exact"}})
     path = tmp_path / "results" / "tasks" / "mixed.jsonl"
-    write_jsonl(samples, path)
-    assert read_jsonl(path) == samples
+    write_samples(path, samples)
+    assert read_samples(path) == samples
     text = path.read_text(encoding="utf-8")
     assert "Grüße ✓" in text  # ensure_ascii=False
     assert text.count("\n") == len(samples) and text.endswith("\n")
     assert [p.name for p in path.parent.iterdir()] == ["mixed.jsonl"]  # no temp file left
     # Stable: writing again gives the same bytes.
     before = path.read_bytes()
-    write_jsonl(read_jsonl(path), path)
+    write_samples(path, read_samples(path))
     assert path.read_bytes() == before
     # A materialised file is also loadable as a user task file.
     assert load_jsonl(path) == samples
 
 
-def test_write_jsonl_rejects_bad_samples(tmp_path):
+def test_write_samples_rejects_bad_samples(tmp_path):
     path = tmp_path / "t.jsonl"
     good = make_builtin("arithmetic", 2, seed=0)
     with pytest.raises(MoemuiError, match="duplicate id"):
-        write_jsonl([good[0], good[0]], path)
+        write_samples(path, [good[0], good[0]])
     with pytest.raises(MoemuiError, match="'prompt'"):
-        write_jsonl([{"id": "a", "reference": "1", "meta": {"kind": "exact"}}], path)
+        write_samples(path, [{"id": "a", "reference": "1", "meta": {"kind": "exact"}}])
     assert not path.exists()
 
 
-def test_read_jsonl_errors(tmp_path):
+def test_read_samples_errors(tmp_path):
     path = _write_lines(tmp_path / "t.jsonl", [{"id": "a", "prompt": "p", "reference": "1"}])
     with pytest.raises(MoemuiError, match="line 1.*'meta'"):
-        read_jsonl(path)
+        read_samples(path)
     with pytest.raises(MoemuiError, match="not found"):
-        read_jsonl(tmp_path / "missing.jsonl")
+        read_samples(tmp_path / "missing.jsonl")
+
+
+def test_one_reader_keeps_both_wordings(tmp_path):
+    """moemui.io reads task files and records alike; each keeps the messages it had."""
+    bad_utf8 = tmp_path / "u.jsonl"
+    bad_utf8.write_bytes(b'{"id": "a"}\n{"id": "caf\xe9"}\n')
+    with pytest.raises(MoemuiError, match=r"u.jsonl, line 2: not valid UTF-8 \(invalid"):
+        read_records(bad_utf8)
+    with pytest.raises(MoemuiError, match=r"u.jsonl, line 2: invalid UTF-8 \(invalid .* at byte"):
+        read_samples(bad_utf8)
+    bad_json = _write_lines(tmp_path / "j.jsonl", ["{oops"])
+    with pytest.raises(MoemuiError, match=r"j.jsonl, line 1: invalid JSON \(Expecting"):
+        read_records(bad_json)
+    with pytest.raises(MoemuiError, match=r"j.jsonl, line 1: invalid JSON: Expecting .*column 2"):
+        read_samples(bad_json)
+    with pytest.raises(MoemuiError, match=r"missing.jsonl: file not found"):
+        read_records(tmp_path / "missing.jsonl")
+    with pytest.raises(MoemuiError, match=r"task file not found: .*missing.jsonl"):
+        read_samples(tmp_path / "missing.jsonl")
+    # a record may be any JSON value and hold NaN; a task file's lines are objects
+    mixed = tmp_path / "m.jsonl"
+    mixed.write_text('[1]\n\n{"x": NaN}\n')
+    assert str(read_records(mixed)) == "[[1], {'x': nan}]"
+    with pytest.raises(MoemuiError, match="line 1: expected a JSON object, got list"):
+        read_samples(mixed)
+
+
+# --------------------------------------------------------------------------------------
+# Task sources
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "parsed"),
+    [
+        ("builtin:arithmetic", ("builtin", "arithmetic")),
+        ("jsonl:data/a:b.jsonl", ("jsonl", "data/a:b.jsonl")),
+        ("hf:gsm8k", ("hf", "gsm8k")),
+        ("jsonl:", ("jsonl", "")),
+    ],
+)
+def test_parse_task_source(source, parsed):
+    assert parse_task_source(source, "t") == parsed
+    assert parse_task_source(source).scheme in TASK_SCHEMES
+
+
+@pytest.mark.parametrize("source", ["arithmetic", "file:x.jsonl", "builtin", ":x", "HF:gsm8k"])
+def test_parse_task_source_refuses_unknown_schemes(source):
+    with pytest.raises(MoemuiError, match=rf"task 't': unknown source '{source}' \(expected"):
+        parse_task_source(source, "t")
+
+
+def test_the_schema_lists_the_task_schemes():
+    """The config schema's source pattern names exactly the schemes of TASK_SCHEMES."""
+    from moemui.config import load_schema
+
+    pattern = load_schema()["properties"]["tasks"]["items"]["properties"]["source"]["pattern"]
+    assert pattern == f"^({'|'.join(TASK_SCHEMES)}):.+"
+
+
+def test_no_module_of_the_package_imports_the_package():
+    """Callers import from moemui.tasks; its modules import each other, never it."""
+    import ast
+    from pathlib import Path
+
+    import moemui.tasks
+
+    for path in Path(moemui.tasks.__file__).parent.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "moemui.tasks", f"{path.name} imports moemui.tasks"
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+                assert "moemui.tasks" not in names, f"{path.name} imports moemui.tasks"

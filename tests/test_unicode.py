@@ -21,7 +21,7 @@ from moemui.cli import main
 from moemui.errors import MoemuiError
 from moemui.io import json_line, read_records, write_records
 from moemui.pipeline import write_csv
-from moemui.tasks import load_jsonl, make_task, read_jsonl, write_jsonl
+from moemui.tasks import load_jsonl, make_task, read_samples, write_samples
 
 CHARS = {
     "u2028": "\u2028",
@@ -34,7 +34,7 @@ CHARS = {
     "cr": "\r",
     "surrogate": "\ud800",
 }
-#: Characters a sample id may not hold (:func:`moemui.tasks.id_problem`).
+#: Characters a sample id may not hold (:func:`moemui.tasks.samples.id_problem`).
 NOT_IN_IDS = {"nul", "surrogate"}
 PARAMS = [pytest.param(c, id=name) for name, c in CHARS.items()]
 
@@ -91,9 +91,9 @@ def test_task_file_round_trip(tmp_path, c):
     assert [s["prompt"] for s in samples] == [r["prompt"] for r in rows]
     assert samples[0]["meta"]["choices"] == rows[0]["choices"]
     out = tmp_path / "t.jsonl"
-    write_jsonl(samples, out)
+    write_samples(out, samples)
     _valid_utf8_lines(out, 2)
-    assert read_jsonl(out) == samples
+    assert read_samples(out) == samples
     assert load_jsonl(out) == samples  # a materialised file loads as a user file too
 
 
@@ -119,17 +119,17 @@ def test_a_stop_string_with_a_lone_surrogate_is_refused(tmp_path):
     sample = make_task({"id": "t", "source": "builtin:arithmetic", "n": 1})[0]
     sample["meta"]["stop"] = ["\ud800"]
     with pytest.raises(MoemuiError, match="meta.stop string 0 holds a lone surrogate"):
-        write_jsonl([sample], tmp_path / "t.jsonl")
+        write_samples(tmp_path / "t.jsonl", [sample])
 
 
 def test_a_code_test_program_with_a_lone_surrogate_is_refused(tmp_path):
     meta = {"kind": "code", "style": "program", "tests": "assert f() == '\ud800'"}
     sample = {"id": "c", "prompt": "p", "reference": "", "meta": meta}
     with pytest.raises(MoemuiError, match="meta.tests holds a lone surrogate"):
-        write_jsonl([sample], tmp_path / "t.jsonl")
+        write_samples(tmp_path / "t.jsonl", [sample])
     meta["tests"] = "assert f() == '\\ud800'"  # the escape, as Python source holds it
-    write_jsonl([sample], tmp_path / "t.jsonl")
-    assert read_jsonl(tmp_path / "t.jsonl") == [sample]
+    write_samples(tmp_path / "t.jsonl", [sample])
+    assert read_samples(tmp_path / "t.jsonl") == [sample]
 
 
 @pytest.mark.parametrize("c", [p for p in PARAMS if p.id != "surrogate"])
@@ -163,7 +163,7 @@ def test_run_config_yaml_round_trips(tmp_path):
 
 
 def test_local_benchmark_jsonl_keeps_line_separators(tmp_path):
-    from moemui.benchmarks import _read_file
+    from moemui.tasks.published import _read_file
 
     rows = [{"q": f"a{c}b", "n": i} for i, c in enumerate(CHARS.values())]
     path = tmp_path / "test.jsonl"
@@ -199,7 +199,7 @@ def test_steps_read_back_every_character(tmp_path, caplog, model):
     stop = [f"#{c}" for name, c in CHARS.items() if name != "surrogate"]
     spec = json.dumps({"id": "u", "source": f"jsonl:{source}", "stop": stop})
     assert main(["make-task", "--spec", spec, "--out", str(task)]) == 0
-    samples = read_jsonl(task)
+    samples = read_samples(task)
     ids = [r["id"] for r in rows]
     assert [s["id"] for s in samples] == ids
     assert [s["prompt"] for s in samples] == [r["prompt"] for r in rows]

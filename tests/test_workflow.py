@@ -22,7 +22,7 @@ import xarray as xr
 
 from moemui.config import validate_config
 from moemui.io import read_records
-from moemui.tasks import read_jsonl
+from moemui.tasks import read_samples
 
 MODELS = ["olmoe-tiny", "qwen2moe-tiny"]
 TASKS = ["arithmetic", "boolean"]
@@ -297,7 +297,7 @@ def test_store_group(finished_run, model, task):
     assert not ds["n_prompt_truncated"].values.any()  # every prompt fits the context
     assert {"sample", "layer", "expert", "expert_kind", "neuron"} <= set(ds.coords)
 
-    samples = read_jsonl(finished_run.results / "tasks" / f"{task}.jsonl")
+    samples = read_samples(finished_run.results / "tasks" / f"{task}.jsonl")
     assert [str(s) for s in ds.sample.values] == [s["id"] for s in samples]
     assert ds.sizes["expert"] == 16
     assert ds.sizes["neuron"] == 256
@@ -557,11 +557,11 @@ def test_threshold_above_max_threshold_fails_before_any_job(
 def cell_files(tmp_path_factory) -> dict[str, Path]:
     """A 2-sample task file and a matching responses file."""
     from moemui.io import write_records
-    from moemui.tasks import make_builtin, write_jsonl
+    from moemui.tasks import make_builtin, write_samples
 
     root = tmp_path_factory.mktemp("cell")
     samples = make_builtin("arithmetic", 2, 0)
-    write_jsonl(samples, root / "tasks.jsonl")
+    write_samples(root / "tasks.jsonl", samples)
     records = [
         {
             "id": s["id"],

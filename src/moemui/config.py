@@ -18,7 +18,7 @@ from moemui.errors import MoemuiError
 from moemui.limits import TABLE_DIGITS
 from moemui.recipes import RECIPES
 from moemui.sources import parse_source
-from moemui.tasks import BUILTIN_TASKS
+from moemui.tasks import BUILTIN_TASKS, PUBLISHED_DATASETS, make_published, parse_task_source
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -230,15 +230,13 @@ def _keyed_models(config: dict):
 
 def _check_benchmark(task: dict, key: str, name: str) -> None:
     """A hf:<benchmark> task: a known benchmark, valid params, an existing local path."""
-    from moemui.benchmarks import BENCHMARKS, resolve_params
-
-    if name not in BENCHMARKS:
+    if name not in PUBLISHED_DATASETS:
         raise MoemuiError(
             f"config key '{key}.source': unknown benchmark {name!r}; "
-            f"known benchmarks: {', '.join(sorted(BENCHMARKS))}"
+            f"known benchmarks: {', '.join(sorted(PUBLISHED_DATASETS))}"
         )
     try:
-        resolve_params(BENCHMARKS[name], task.get("params"))
+        PUBLISHED_DATASETS[name].resolve(task.get("params"))
     except MoemuiError as err:
         raise MoemuiError(f"config key '{key}.params': {err}") from None
     if "path" in task and not Path(task["path"]).expanduser().exists():
@@ -490,7 +488,7 @@ def _check_semantics(config: dict) -> None:
                 raise MoemuiError(f"config key '{key}': responses file {path} does not exist")
     for i, task in enumerate(config["tasks"]):
         key = f"tasks[{i}]"
-        scheme, _, ref = task["source"].partition(":")
+        scheme, ref = parse_task_source(task["source"], task["id"])
         if "path" in task and scheme != "hf":
             raise MoemuiError(f"config key '{key}.path': only hf: benchmark tasks take a path")
         if "path" in task:
@@ -692,16 +690,14 @@ def _check_contexts(config: dict) -> None:
 def _check_local_benchmarks(config: dict) -> None:
     """Benchmark tasks read from a local ``path`` materialise as their job would: the
     rows fit the schema, ``k_shot`` examples exist, ``n`` samples exist."""
-    from moemui.benchmarks import make_benchmark
-
     for i, task in enumerate(config["tasks"]):
-        scheme, _, name = task["source"].partition(":")
+        scheme, name = parse_task_source(task["source"], task["id"])
         if scheme != "hf" or "path" not in task:
             continue
         key = f"tasks[{i}]"
         try:
             total = len(
-                make_benchmark(
+                make_published(
                     name, None, task.get("seed", 0), task.get("params"), task["path"], task["id"]
                 )
             )

@@ -1,4 +1,5 @@
-"""Small file helpers: atomic writes and JSON-lines records.
+"""Small file helpers: atomic writes, and the one JSON-lines writer and reader
+(:func:`write_records`, :func:`read_records`, :func:`read_json_lines`).
 
 Unicode: every file is UTF-8 and reads back as written, whatever characters its strings
 hold. JSON lines are split on ``"\\n"`` only (:func:`split_json_lines`): JSON escapes
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from moemui.errors import MoemuiError
 
@@ -175,23 +176,85 @@ def write_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """Read JSON lines written by :func:`write_records` (split on ``"\\n"`` only:
-    :func:`split_json_lines`); errors name the file and line."""
+    """Read JSON lines written by :func:`write_records`: the value of each non-blank line
+    (:func:`read_json_lines`); errors name the file and line."""
+    return [value for _, value in read_json_lines(path)]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not allowed")
+
+
+def read_json_lines(path: str | os.PathLike, task_file: bool = False) -> list[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of a JSON-lines file: the one
+    JSON-lines reader (:func:`read_records`, and the task files of :mod:`moemui.tasks`).
+
+    The file is read whole, split on ``"\\n"`` only (:func:`split_json_lines`), each line
+    decoded strictly as UTF-8 and parsed as JSON, before anything is returned; a line
+    of whitespace only is skipped. Line numbers count from 1.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    task_file : bool
+        A task file (a person may have written it) rather than a file this package
+        wrote: a UTF-8 byte order mark is skipped, ``NaN`` and ``Infinity`` are refused,
+        every line must be an object and the file must hold one; the messages are the
+        ones task files have always given (``task file not found: <path>``; ``invalid
+        UTF-8 (<reason> at byte <n>)``; ``invalid JSON: <reason> (column <n>)``), where
+        other files give ``<path>: file not found``, ``not valid UTF-8 (<reason>)`` and
+        ``invalid JSON (<reason>)``. (Both wordings are kept as they were when the two
+        readers were merged: users and tests match them.)
+
+    Raises
+    ------
+    MoemuiError
+        Naming the file and, for a bad line, the line: a missing file, invalid UTF-8,
+        invalid JSON; for a task file also an unreadable file, ``NaN``, a line that is
+        not an object, a file without a non-blank line.
+    """
     path = Path(path)
+    if task_file and not path.is_file():
+        raise MoemuiError(f"task file not found: {path}")
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise MoemuiError(f"{path}: file not found") from None
-    records = []
+    except OSError as exc:
+        if task_file:
+            raise MoemuiError(f"cannot read task file {path}: {exc}") from exc
+        if isinstance(exc, FileNotFoundError):
+            raise MoemuiError(f"{path}: file not found") from None
+        raise
+    if task_file and data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+        data = data[3:]
+    rows: list[tuple[int, Any]] = []
     for lineno, raw in enumerate(split_json_lines(data), 1):
+        where = f"{path}, line {lineno}"
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise MoemuiError(f"{path}, line {lineno}: not valid UTF-8 ({err.reason})") from None
+            if task_file:
+                raise MoemuiError(
+                    f"{where}: invalid UTF-8 ({err.reason} at byte {err.start})"
+                ) from err
+            raise MoemuiError(f"{where}: not valid UTF-8 ({err.reason})") from None
         if not line.strip():
             continue
+        if not task_file:
+            try:
+                rows.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise MoemuiError(f"{where}: invalid JSON ({err.msg})") from None
+            continue
         try:
-            records.append(json.loads(line))
+            value = json.loads(line, parse_constant=_reject_constant)
         except json.JSONDecodeError as err:
-            raise MoemuiError(f"{path}, line {lineno}: invalid JSON ({err.msg})") from None
-    return records
+            raise MoemuiError(f"{where}: invalid JSON: {err.msg} (column {err.colno})") from err
+        except ValueError as err:  # NaN or Infinity
+            raise MoemuiError(f"{where}: invalid JSON: {err}") from err
+        if not isinstance(value, dict):
+            raise MoemuiError(f"{where}: expected a JSON object, got {type(value).__name__}")
+        rows.append((lineno, value))
+    if task_file and not rows:
+        raise MoemuiError(f"task file is empty: {path}")
+    return rows

@@ -17,7 +17,7 @@ from moemui.io import atomic_write_text, read_records, write_records
 from moemui.metrics import k_for, mui_table
 from moemui.progress import progress
 from moemui.store import StoreWriter, index_store
-from moemui.tasks import make_task, read_jsonl, write_jsonl
+from moemui.tasks import make_task, read_samples, write_samples
 
 # torch and transformers load only in the steps that run a model (generate, capture),
 # so the table steps and Snakemake's parsing stay fast.
@@ -42,7 +42,7 @@ def package_versions() -> dict[str, str]:
 def materialise_task(spec: dict, out: str | os.PathLike) -> int:
     """Write the samples of config task ``spec`` to ``out``; return their number."""
     samples = make_task(spec)
-    write_jsonl(samples, out)
+    write_samples(out, samples)
     log.info("task %s: %d samples -> %s", spec.get("id"), len(samples), out)
     return len(samples)
 
@@ -69,7 +69,7 @@ def generate_task(
     ``imported`` (``jsonl:<path>`` or ``lm-eval:<path>``): read the responses made
     elsewhere instead of generating (:mod:`moemui.imports`); only the tokenizer loads.
     ``shard`` ``(index, count)``: only that shard's samples (:func:`moemui.shards.shard_range`)."""
-    samples = read_jsonl(tasks)
+    samples = read_samples(tasks)
     if imported:
         from moemui.imports import import_responses
 
@@ -183,7 +183,7 @@ def capture_task(
         raise MoemuiError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     if tokens not in SCORED_TOKENS:
         raise MoemuiError(f"unknown tokens {tokens!r}; expected one of {', '.join(SCORED_TOKENS)}")
-    samples = read_jsonl(tasks)
+    samples = read_samples(tasks)
     records = read_records(responses)
     ids = [s["id"] for s in samples]
     if [r["id"] for r in records] != ids:

@@ -102,9 +102,9 @@ def gather_responses(
     atomic write); return the number of records. Each part must hold exactly its
     shard's samples of the task file, in order."""
     from moemui.io import read_records, write_records
-    from moemui.tasks import read_jsonl
+    from moemui.tasks import read_samples
 
-    ids = [s["id"] for s in read_jsonl(tasks)]
+    ids = [s["id"] for s in read_samples(tasks)]
     records: list[dict] = []
     for index, count, path in _sort_parts(parts, "responses"):
         start, stop = shard_range(len(ids), index, count, f"task file {tasks}")
@@ -192,9 +192,9 @@ def gather_store(
     published.
     """
     from moemui.store import SAMPLE_CHUNK, StoreWriter
-    from moemui.tasks import read_jsonl
+    from moemui.tasks import read_samples
 
-    ids = [s["id"] for s in read_jsonl(tasks)]
+    ids = [s["id"] for s in read_samples(tasks)]
     opened = [_Part(path, i, n) for i, n, path in _sort_parts(parts, "store")]
     first = None
     spans = []

@@ -18,6 +18,7 @@ from moemui.config import (
 from moemui.errors import MoemuiError
 from moemui.imports import import_paths
 from moemui.sources import parse_source
+from moemui.tasks import parse_task_source
 from moemui.train import checkpoint_dir, parse_trained, recipe_spec
 
 try:
@@ -131,7 +132,7 @@ def get_task_file(wildcards):
     """A task's local file (a jsonl task's own file, a benchmark's local copy), so that
     editing it re-materialises the task."""
     task = TASKS[wildcards.task]
-    scheme, _, ref = task["source"].partition(":")
+    scheme, ref = parse_task_source(task["source"], wildcards.task)
     if scheme == "jsonl":
         return ref
     return task.get("path") or []

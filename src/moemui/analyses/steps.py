@@ -203,12 +203,12 @@ def ablate(
     from moemui.analyses.ablation import ablation_table, neurons_from_flat, zeroed_neurons
     from moemui.generate import generate_responses
     from moemui.sources import load_model
-    from moemui.tasks import read_jsonl
+    from moemui.tasks import read_samples
 
     thresholds = sorted({float(t) for t in thresholds})
     keys = read_keys(group, thresholds)
     task = keys.task
-    samples = read_jsonl(tasks)[:n_samples]
+    samples = read_samples(tasks)[:n_samples]
     keys = keys.head(len(samples))
     if [str(s) for s in keys.samples] != [s["id"] for s in samples]:
         raise MoemuiError(f"{group}: sample ids differ from the task file {tasks}; re-capture")

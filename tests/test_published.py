@@ -1,4 +1,5 @@
-"""Benchmark adapters end to end on tiny fixtures in each dataset's published schema.
+"""Published-dataset adapters (hf: tasks) end to end on tiny fixtures in each dataset's
+published schema.
 
 tests/fixtures/benchmarks/ holds a few rows per benchmark, written by this project in
 the Hub datasets' own columns and layout (<config>/<split>.jsonl). Each test loads them
@@ -14,7 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from moemui.answers import (
+from moemui.config import validate_config
+from moemui.errors import MoemuiError
+from moemui.tasks import (
+    BBH_SUBTASKS,
+    MMLU_SUBJECTS,
+    PUBLISHED_DATASETS,
+    extract_answer,
+    make_published,
+    make_task,
+    read_samples,
+    score,
+    write_samples,
+)
+from moemui.tasks.scoring import (
     extract_final_number,
     extract_final_text,
     extract_math,
@@ -22,10 +36,6 @@ from moemui.answers import (
     same_final_text,
     same_math,
 )
-from moemui.benchmarks import BBH_SUBTASKS, BENCHMARKS, MMLU_SUBJECTS, make_benchmark
-from moemui.config import validate_config
-from moemui.errors import MoemuiError
-from moemui.tasks import extract_answer, make_task, read_jsonl, score, write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 
@@ -34,8 +44,8 @@ def _task(source, path, tmp_path, **entry):
     """Materialise a config task entry, write and read it back as the workflow does."""
     spec = {"id": "t", "source": source, "path": str(FIXTURES / path), **entry}
     out = tmp_path / "t.jsonl"
-    write_jsonl(make_task(spec), out)
-    return read_jsonl(out)
+    write_samples(out, make_task(spec))
+    return read_samples(out)
 
 
 def _verdicts(samples, responses):
@@ -43,7 +53,7 @@ def _verdicts(samples, responses):
 
 
 def test_registry_lists_the_benchmarks():
-    assert sorted(BENCHMARKS) == [
+    assert sorted(PUBLISHED_DATASETS) == [
         "arc_challenge",
         "arc_easy",
         "bbh",
@@ -227,7 +237,7 @@ def test_bbh_github_json_file(tmp_path):
     )
     assert [s["reference"] for s in samples] == ["No", "No", "Yes"]
     with pytest.raises(MoemuiError, match="holds one subtask.*'subtasks'"):
-        make_benchmark("bbh", path=FIXTURES / "bbh_github/web_of_lies.json")
+        make_published("bbh", path=FIXTURES / "bbh_github/web_of_lies.json")
 
 
 @pytest.mark.parametrize(
@@ -284,11 +294,11 @@ def test_math_levels_and_subject_filter(tmp_path):
     # MATH has a few "Level ?" rows: kept unless levels are chosen
     row = {"problem": "p", "level": "Level ?", "type": "Algebra", "solution": "\\boxed{1}"}
     (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
-    assert len(make_benchmark("math", params={"subjects": ["algebra"]}, path=tmp_path)) == 1
+    assert len(make_published("math", params={"subjects": ["algebra"]}, path=tmp_path)) == 1
     with pytest.raises(MoemuiError, match="no rows"):
-        make_benchmark("math", params={"subjects": ["algebra"], "levels": [5]}, path=tmp_path)
+        make_published("math", params={"subjects": ["algebra"], "levels": [5]}, path=tmp_path)
     with pytest.raises(MoemuiError, match="'levels' must be 'all' or a list from 1..5"):
-        make_benchmark("math", params={"levels": [6]}, path=tmp_path)
+        make_published("math", params={"levels": [6]}, path=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -377,7 +387,7 @@ def test_code_runs_in_another_process(tmp_path, monkeypatch):
     samples = _task("hf:humaneval", "humaneval", tmp_path)
     calls = []
 
-    import moemui.sandbox as sandbox
+    import moemui.tasks.sandbox as sandbox
 
     real = sandbox.run_python
 
@@ -404,9 +414,9 @@ def test_parquet_export_gives_the_same_samples(tmp_path):
     layout = tmp_path / "ai2_arc" / "ARC-Challenge"
     layout.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), layout / "test-00000-of-00001.parquet")
-    from_parquet = make_benchmark("arc_challenge", path=tmp_path / "ai2_arc")
-    assert from_parquet == make_benchmark("arc_challenge", path=FIXTURES / "arc")
-    single = make_benchmark("arc_challenge", path=layout / "test-00000-of-00001.parquet")
+    from_parquet = make_published("arc_challenge", path=tmp_path / "ai2_arc")
+    assert from_parquet == make_published("arc_challenge", path=FIXTURES / "arc")
+    single = make_published("arc_challenge", path=layout / "test-00000-of-00001.parquet")
     assert single == from_parquet
 
 
@@ -420,9 +430,9 @@ def test_hub_loading_calls_datasets(monkeypatch):
         return datasets.Dataset.from_list([json.loads(line) for line in file.open()])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    samples = make_benchmark("gsm8k", n=2, params={"k_shot": 1})
+    samples = make_published("gsm8k", n=2, params={"k_shot": 1})
     assert calls == [("openai/gsm8k", "main", "test"), ("openai/gsm8k", "main", "train")]
-    assert samples == make_benchmark("gsm8k", n=2, params={"k_shot": 1}, path=FIXTURES / "gsm8k")
+    assert samples == make_published("gsm8k", n=2, params={"k_shot": 1}, path=FIXTURES / "gsm8k")
 
 
 def test_hub_failure_is_named(monkeypatch):
@@ -448,23 +458,23 @@ def test_hub_failure_is_named(monkeypatch):
 )
 def test_bad_params_are_named(params, needle):
     with pytest.raises(MoemuiError, match=needle):
-        make_benchmark("mmlu", params=params, path=FIXTURES / "mmlu")
+        make_published("mmlu", params=params, path=FIXTURES / "mmlu")
 
 
 def test_load_errors_are_named(tmp_path):
     with pytest.raises(MoemuiError, match="humaneval has no examples"):
-        make_benchmark("humaneval", params={"k_shot": 1}, path=FIXTURES / "humaneval")
+        make_published("humaneval", params={"k_shot": 1}, path=FIXTURES / "humaneval")
     with pytest.raises(MoemuiError, match="local dataset .*nowhere does not exist"):
-        make_benchmark("gsm8k", path=tmp_path / "nowhere")
+        make_published("gsm8k", path=tmp_path / "nowhere")
     with pytest.raises(MoemuiError, match="'train' split .*needs a directory"):
-        make_benchmark("gsm8k", params={"k_shot": 1}, path=FIXTURES / "gsm8k/main/test.jsonl")
+        make_published("gsm8k", params={"k_shot": 1}, path=FIXTURES / "gsm8k/main/test.jsonl")
     with pytest.raises(MoemuiError, match="n=9 but only 3 samples"):
-        make_benchmark("gsm8k", n=9, path=FIXTURES / "gsm8k")
+        make_published("gsm8k", n=9, path=FIXTURES / "gsm8k")
     bad = tmp_path / "main"
     bad.mkdir()
     (bad / "test.jsonl").write_text('{"question": "q", "answer": "no final number"}\n')
     with pytest.raises(MoemuiError, match=r"gsm8k/main: row 0 .*'####'"):
-        make_benchmark("gsm8k", path=tmp_path)
+        make_published("gsm8k", path=tmp_path)
 
 
 # ---- config --------------------------------------------------------------------------------
@@ -602,7 +612,7 @@ def test_datasets_is_imported_only_for_the_hub():
     code = (
         "import sys\n"
         "from moemui.tasks import make_task\n"
-        "import moemui.config, moemui.benchmarks\n"
+        "import moemui.config, moemui.tasks.published\n"
         f"make_task({{'id': 'g', 'source': 'hf:gsm8k', 'path': {str(FIXTURES / 'gsm8k')!r}}})\n"
         "assert 'datasets' not in sys.modules, 'datasets was imported'\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -1,13 +1,14 @@
-"""Public benchmarks as tasks: ARC, GSM8K, MMLU, BBH, MBPP, MATH and HumanEval.
+"""Published datasets as tasks: ARC, GSM8K, MMLU, BBH, MBPP, MATH and HumanEval.
 
-A config task with ``source: hf:<benchmark>`` is materialised by :func:`make_benchmark`:
+A config task with ``source: hf:<name>`` (a key of :data:`PUBLISHED_DATASETS`) is
+materialised by :func:`make_published`:
 the rows are read with the ``datasets`` library from the Hub (or its local cache), or
 from ``path``, a local file or directory in the dataset's own published schema
 (Parquet, JSONL or JSON), so nothing is downloaded when a local copy is given. Each
 row becomes a sample whose ``prompt`` is the exact plain text the model is given
 (zero-shot by default, ``k_shot`` solved examples before it optionally),
 whose ``reference`` is the gold answer and whose ``meta.kind`` selects the scoring
-rule (:mod:`moemui.answers`).
+rule (:mod:`moemui.tasks.scoring`).
 
 The chat template is not applied here, because materialising a task loads no
 tokenizer: ``meta.chat_template`` (the ``chat_template`` parameter, default true)
@@ -15,7 +16,7 @@ tells the generation step to wrap the prompt as one user message with the model'
 chat template when its tokenizer has one (:func:`moemui.generate.render_prompt`);
 the responses file records the final prompt text the model saw.
 
-``datasets`` is imported only when a benchmark is read from the Hub.
+``datasets`` is imported only when a dataset is read from the Hub.
 
 Local layout (``path``)
     A file is the evaluation split. For MMLU and MATH it may hold several subjects
@@ -38,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moemui.answers import last_boxed
+from moemui.defaults import default
 from moemui.errors import MoemuiError
-from moemui.tasks import (
+from moemui.tasks.samples import (
     KIND_CHOICE,
     KIND_CODE,
     KIND_FINAL_NUMBER,
@@ -48,10 +49,11 @@ from moemui.tasks import (
     KIND_MATH,
     LETTERS,
 )
+from moemui.tasks.scoring import last_boxed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BENCHMARKS", "BBH_SUBTASKS", "MATH_SUBJECTS", "MMLU_SUBJECTS", "make_benchmark"]
+__all__ = ["PUBLISHED_DATASETS", "BBH_SUBTASKS", "MATH_SUBJECTS", "MMLU_SUBJECTS", "make_published"]
 
 MMLU_SUBJECTS: tuple[str, ...] = (
     "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
@@ -102,8 +104,8 @@ FormatFn = Callable[[dict, str, list[dict]], tuple[str, str, dict]]
 
 
 @dataclass(frozen=True)
-class Benchmark:
-    """One public benchmark.
+class PublishedDataset:
+    """One published dataset (the evaluation set of a benchmark).
 
     Parameters
     ----------
@@ -112,7 +114,7 @@ class Benchmark:
     hub_id : str
         The dataset on the Hugging Face Hub.
     subsets : tuple of str
-        Hub configs the benchmark is made of (subjects, subtasks), or one config.
+        Hub configs the dataset is made of (subjects, subtasks), or one config.
     subset_param : str or None
         The parameter that chooses among ``subsets`` (``subjects``, ``subtasks``), if any.
     subset_column : str or None
@@ -127,7 +129,7 @@ class Benchmark:
     id_column : str or None
         Column holding a row id; else the row's index in its split.
     extra : Mapping
-        Benchmark-specific parameters with defaults.
+        Dataset-specific parameters with defaults.
     """
 
     name: str
@@ -143,6 +145,7 @@ class Benchmark:
     extra: Mapping[str, Any] = None  # type: ignore[assignment]
 
     def defaults(self) -> dict[str, Any]:
+        """Every parameter :meth:`resolve` accepts, with its default."""
         out: dict[str, Any] = {
             "split": self.split,
             "k_shot": 0,
@@ -155,6 +158,60 @@ class Benchmark:
             out[self.subset_param] = "all"
         out.update(self.extra or {})
         return out
+
+    def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Merge ``params`` over the dataset's defaults and validate them.
+
+        Raises
+        ------
+        MoemuiError
+            Naming the parameter: unknown key, wrong type, an unknown subject/subtask/level,
+            ``k_shot`` for a dataset without examples.
+        """
+        defaults = self.defaults()
+        params = dict(params or {})
+        for key in params:
+            if key not in defaults:
+                raise MoemuiError(
+                    f"benchmark {self.name!r}: unknown parameter {key!r} "
+                    f"(known: {', '.join(sorted(defaults))})"
+                )
+        p = {**defaults, **params}
+        where = f"benchmark {self.name!r}: parameter"
+        for key in ("split", "fewshot_split"):
+            if key in p and (not isinstance(p[key], str) or not p[key]):
+                raise MoemuiError(f"{where} {key!r} must be a split name, got {p[key]!r}")
+        k = p["k_shot"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise MoemuiError(f"{where} 'k_shot' must be a non-negative integer, got {k!r}")
+        if k and self.fewshot_split is None:
+            raise MoemuiError(f"{where} 'k_shot': {self.name} has no examples to show (use 0)")
+        if not isinstance(p["chat_template"], bool):
+            raise MoemuiError(f"{where} 'chat_template' must be true or false")
+        if p["select"] not in _SELECT:
+            raise MoemuiError(
+                f"{where} 'select' must be one of {list(_SELECT)}, got {p['select']!r}"
+            )
+        if self.subset_param:
+            p[self.subset_param] = _choose(
+                p[self.subset_param], self.subsets, f"{where} {self.subset_param!r}"
+            )
+        if p.get("levels", "all") != "all":  # "all" keeps every row, "Level ?" ones too
+            levels = p["levels"]
+            if (
+                not isinstance(levels, list)
+                or not levels
+                or any(isinstance(lv, bool) or lv not in range(1, 6) for lv in levels)
+            ):
+                raise MoemuiError(
+                    f"{where} 'levels' must be 'all' or a list from 1..5, got {levels!r}"
+                )
+            p["levels"] = sorted(set(levels))
+        if "timeout" in p:
+            t = p["timeout"]
+            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 600:
+                raise MoemuiError(f"{where} 'timeout' must be seconds in (0, 600], got {t!r}")
+        return p
 
 
 # ---- prompt formats ------------------------------------------------------------------------
@@ -278,37 +335,37 @@ def _format_humaneval(row: dict, subset: str, shots: list[dict]) -> tuple[str, s
 
 _CODE_EXTRA = {"timeout": 10.0}
 
-#: The benchmarks by name (the part after ``hf:``).
-BENCHMARKS: dict[str, Benchmark] = {
-    "arc_challenge": Benchmark(
+#: The published datasets by name (the part after ``hf:``).
+PUBLISHED_DATASETS: dict[str, PublishedDataset] = {
+    "arc_challenge": PublishedDataset(
         "arc_challenge", "allenai/ai2_arc", ("ARC-Challenge",), None, None,
         "test", "train", KIND_CHOICE, _format_arc, "id",
     ),
-    "arc_easy": Benchmark(
+    "arc_easy": PublishedDataset(
         "arc_easy", "allenai/ai2_arc", ("ARC-Easy",), None, None,
         "test", "train", KIND_CHOICE, _format_arc, "id",
     ),
-    "gsm8k": Benchmark(
+    "gsm8k": PublishedDataset(
         "gsm8k", "openai/gsm8k", ("main",), None, None,
         "test", "train", KIND_FINAL_NUMBER, _format_gsm8k,
     ),
-    "mmlu": Benchmark(
+    "mmlu": PublishedDataset(
         "mmlu", "cais/mmlu", MMLU_SUBJECTS, "subjects", "subject",
         "test", "dev", KIND_CHOICE, _format_mmlu,
     ),
-    "bbh": Benchmark(
+    "bbh": PublishedDataset(
         "bbh", "lukaemon/bbh", BBH_SUBTASKS, "subtasks", None,
         "test", "test", KIND_FINAL_TEXT, _format_bbh,
     ),
-    "mbpp": Benchmark(
+    "mbpp": PublishedDataset(
         "mbpp", "google-research-datasets/mbpp", ("full",), None, None,
         "test", "prompt", KIND_CODE, _format_mbpp, "task_id", _CODE_EXTRA,
     ),
-    "math": Benchmark(
+    "math": PublishedDataset(
         "math", "EleutherAI/hendrycks_math", tuple(MATH_SUBJECTS), "subjects", "type",
         "test", "train", KIND_MATH, _format_math, None, {"levels": "all"},
     ),
-    "humaneval": Benchmark(
+    "humaneval": PublishedDataset(
         "humaneval", "openai/openai_humaneval", ("openai_humaneval",), None, None,
         "test", None, KIND_CODE, _format_humaneval, "task_id", _CODE_EXTRA,
     ),
@@ -316,57 +373,6 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 
 # ---- parameters --------------------------------------------------------------------------
-
-
-def resolve_params(bench: Benchmark, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Merge ``params`` over the benchmark's defaults and validate them.
-
-    Raises
-    ------
-    MoemuiError
-        Naming the parameter: unknown key, wrong type, an unknown subject/subtask/level,
-        ``k_shot`` for a benchmark without examples.
-    """
-    defaults = bench.defaults()
-    params = dict(params or {})
-    for key in params:
-        if key not in defaults:
-            raise MoemuiError(
-                f"benchmark {bench.name!r}: unknown parameter {key!r} "
-                f"(known: {', '.join(sorted(defaults))})"
-            )
-    p = {**defaults, **params}
-    where = f"benchmark {bench.name!r}: parameter"
-    for key in ("split", "fewshot_split"):
-        if key in p and (not isinstance(p[key], str) or not p[key]):
-            raise MoemuiError(f"{where} {key!r} must be a split name, got {p[key]!r}")
-    k = p["k_shot"]
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise MoemuiError(f"{where} 'k_shot' must be a non-negative integer, got {k!r}")
-    if k and bench.fewshot_split is None:
-        raise MoemuiError(f"{where} 'k_shot': {bench.name} has no examples to show (use 0)")
-    if not isinstance(p["chat_template"], bool):
-        raise MoemuiError(f"{where} 'chat_template' must be true or false")
-    if p["select"] not in _SELECT:
-        raise MoemuiError(f"{where} 'select' must be one of {list(_SELECT)}, got {p['select']!r}")
-    if bench.subset_param:
-        p[bench.subset_param] = _choose(
-            p[bench.subset_param], bench.subsets, f"{where} {bench.subset_param!r}"
-        )
-    if p.get("levels", "all") != "all":  # "all" keeps every row, "Level ?" ones too
-        levels = p["levels"]
-        if (
-            not isinstance(levels, list)
-            or not levels
-            or any(isinstance(lv, bool) or lv not in range(1, 6) for lv in levels)
-        ):
-            raise MoemuiError(f"{where} 'levels' must be 'all' or a list from 1..5, got {levels!r}")
-        p["levels"] = sorted(set(levels))
-    if "timeout" in p:
-        t = p["timeout"]
-        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 600:
-            raise MoemuiError(f"{where} 'timeout' must be seconds in (0, 600], got {t!r}")
-    return p
 
 
 def _choose(value: Any, known: tuple[str, ...], where: str) -> list[str]:
@@ -399,6 +405,8 @@ def _read_file(path: Path) -> list[dict]:
         if not isinstance(data, list):
             raise MoemuiError(f"{path}: expected a list of rows or {{'examples': [...]}}")
         return data
+    # Not moemui.io's reader: a published file may start with a byte order mark, hold NaN
+    # and be empty (its subset then has no rows), and its errors have their own wording.
     rows = []
     # "\n" only: str.splitlines would also split at U+2028 or U+0085 inside a string.
     for lineno, line in enumerate(text.split("\n"), start=1):
@@ -410,7 +418,9 @@ def _read_file(path: Path) -> list[dict]:
     return rows
 
 
-def _local_file(bench: Benchmark, path: Path, subset: str, split: str, eval_split: str) -> Path:
+def _local_file(
+    dataset: PublishedDataset, path: Path, subset: str, split: str, eval_split: str
+) -> Path:
     if path.is_file():
         if split != eval_split:
             raise MoemuiError(
@@ -435,7 +445,9 @@ def _local_file(bench: Benchmark, path: Path, subset: str, split: str, eval_spli
     raise MoemuiError(f"{path}: no file for subset {subset!r}, split {split!r} (tried {tried})")
 
 
-def _load_rows(bench: Benchmark, path: Path | None, subset: str, split: str, p: dict) -> list[dict]:
+def _load_rows(
+    dataset: PublishedDataset, path: Path | None, subset: str, split: str, p: dict
+) -> list[dict]:
     if path is None:
         try:
             import datasets
@@ -445,23 +457,23 @@ def _load_rows(bench: Benchmark, path: Path | None, subset: str, split: str, p: 
                 "(pip install 'moemui[data]'), or give a local 'path'"
             ) from exc
         try:
-            data = datasets.load_dataset(bench.hub_id, subset, split=split)
+            data = datasets.load_dataset(dataset.hub_id, subset, split=split)
         except Exception as exc:
             raise MoemuiError(
-                f"cannot load {bench.hub_id} ({subset}, split {split!r}) from the Hub or "
+                f"cannot load {dataset.hub_id} ({subset}, split {split!r}) from the Hub or "
                 f"its cache: {type(exc).__name__}: {exc}"
             ) from None
         return [dict(row) for row in data]
-    file = _local_file(bench, path, subset, split, p["split"])
+    file = _local_file(dataset, path, subset, split, p["split"])
     rows = _read_file(file)
-    column = bench.subset_column
+    column = dataset.subset_column
     if column and rows and column in rows[0]:
-        wanted = MATH_SUBJECTS.get(subset, subset) if bench.name == "math" else subset
+        wanted = MATH_SUBJECTS.get(subset, subset) if dataset.name == "math" else subset
         rows = [r for r in rows if r.get(column) in (wanted, subset)]
-    elif bench.subset_param and path.is_file() and len(p[bench.subset_param]) > 1:
+    elif dataset.subset_param and path.is_file() and len(p[dataset.subset_param]) > 1:
         raise MoemuiError(
-            f"{file} holds one {bench.subset_param[:-1]} (it has no subset column): choose "
-            f"one in '{bench.subset_param}', or give a directory with a file per subset"
+            f"{file} holds one {dataset.subset_param[:-1]} (it has no subset column): choose "
+            f"one in '{dataset.subset_param}', or give a directory with a file per subset"
         )
     return rows
 
@@ -469,26 +481,26 @@ def _load_rows(bench: Benchmark, path: Path | None, subset: str, split: str, p: 
 # ---- samples -----------------------------------------------------------------------------
 
 
-def make_benchmark(
+def make_published(
     name: str,
     n: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     params: Mapping[str, Any] | None = None,
     path: str | Path | None = None,
     task_id: str | None = None,
 ) -> list[dict]:
-    """The samples of a benchmark task.
+    """The samples of a published dataset's task (``hf:<name>``).
 
     Parameters
     ----------
     name : str
-        A key of :data:`BENCHMARKS`.
+        A key of :data:`PUBLISHED_DATASETS`.
     n : int, optional
         Keep ``n`` samples: the first ``n`` (``select: first``, the default) or a random
         subset drawn with ``random.Random(seed)`` kept in dataset order
         (``select: random``); all when ``None``.
-    seed : int
-        Seed of the random subset.
+    seed : int, optional
+        Seed of the random subset; by default the config's (``tasks.seed``).
     params : Mapping, optional
         ``split``, ``fewshot_split``, ``k_shot`` (default 0), ``chat_template`` (default
         true), ``select``; ``subjects`` (MMLU, MATH) or ``subtasks`` (BBH): ``"all"`` or
@@ -509,19 +521,22 @@ def make_benchmark(
     Raises
     ------
     MoemuiError
-        Unknown benchmark or parameter; a missing local file; a row the adapter cannot
+        Unknown dataset or parameter; a missing local file; a row the adapter cannot
         read (naming the subset and row); ``n`` larger than the rows available.
     """
-    bench = BENCHMARKS.get(name)
-    if bench is None:
-        raise MoemuiError(f"unknown benchmark {name!r} (known: {', '.join(sorted(BENCHMARKS))})")
-    p = resolve_params(bench, params)
+    seed = default("tasks.seed") if seed is None else seed
+    dataset = PUBLISHED_DATASETS.get(name)
+    if dataset is None:
+        raise MoemuiError(
+            f"unknown benchmark {name!r} (known: {', '.join(sorted(PUBLISHED_DATASETS))})"
+        )
+    p = dataset.resolve(params)
     local = Path(path).expanduser() if path is not None else None
-    subsets = p[bench.subset_param] if bench.subset_param else list(bench.subsets)
+    subsets = p[dataset.subset_param] if dataset.subset_param else list(dataset.subsets)
     k = p["k_shot"]
     samples: list[dict] = []
     for subset in subsets:
-        rows = _load_rows(bench, local, subset, p["split"], p)
+        rows = _load_rows(dataset, local, subset, p["split"], p)
         rows = [dict(r, _index=i) for i, r in enumerate(rows)]
         if p.get("levels", "all") != "all":
             rows = [r for r in rows if _level(r) in p["levels"]]
@@ -534,25 +549,25 @@ def make_benchmark(
             if fewshot_split == p["split"]:
                 shots, rows = rows[:k], rows[k:]
             else:
-                shots = _load_rows(bench, local, subset, fewshot_split, p)[:k]
+                shots = _load_rows(dataset, local, subset, fewshot_split, p)[:k]
             if len(shots) < k:
                 raise MoemuiError(
                     f"{name}/{subset}: k_shot={k} but split {fewshot_split!r} has {len(shots)} rows"
                 )
         for row in rows:
-            native = row.get(bench.id_column) if bench.id_column else None
+            native = row.get(dataset.id_column) if dataset.id_column else None
             native = row["_index"] if native is None else native
-            parts = [name] + ([subset] if bench.subset_param else []) + [str(native)]
+            parts = [name] + ([subset] if dataset.subset_param else []) + [str(native)]
             sid = "/".join(parts)
             try:
-                prompt, reference, extra = bench.format(row, subset, shots)
+                prompt, reference, extra = dataset.format(row, subset, shots)
             except (KeyError, TypeError, ValueError, MoemuiError) as exc:
                 raise MoemuiError(
                     f"{name}/{subset}: row {row['_index']} ({sid}) does not fit the "
-                    f"{bench.hub_id} schema: {type(exc).__name__}: {exc}"
+                    f"{dataset.hub_id} schema: {type(exc).__name__}: {exc}"
                 ) from None
             meta = {
-                "kind": bench.kind,
+                "kind": dataset.kind,
                 "benchmark": name,
                 "subset": subset,
                 "k_shot": k,
