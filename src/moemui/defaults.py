@@ -16,15 +16,26 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from moemui.errors import MoemuiError
+
+#: The config schema: its ``default`` entries fill a config's unset keys.
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
+    """The config schema at ``path`` (the workflow's, by default), as a mapping."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
 
 
 @functools.cache
 def _schema() -> dict:
-    from moemui.config import load_schema
-
     return load_schema()
 
 
