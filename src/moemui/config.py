@@ -14,10 +14,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 from moemui.limits import TABLE_DIGITS
-from moemui.recipes import RECIPES
-from moemui.sources import parse_source
+from moemui.sources import check_source, checkpoint_source, parse_source, recipe_model_config
 from moemui.tasks import BUILTIN_TASKS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -165,20 +165,17 @@ def validate_config(config: dict, schema: dict | None = None, read_data: bool = 
 def _checkpoint_model(entry: dict, ckpt: dict) -> dict:
     """The model one checkpoint of a series entry stands for."""
     step = ckpt["step"]
-    source = ckpt.get("source", entry["source"])
-    if source.startswith("trained:") and "source" not in ckpt:
-        source = f"{source.partition('@')[0]}@{step}"
     model = {
         "id": f"{entry['id']}-step{step}",
-        "source": source,
-        "revision": ckpt.get("revision", "main"),
+        "source": ckpt.get("source", checkpoint_source(entry["source"], step)),
+        "revision": ckpt.get("revision", default("models.revision")),
         "dtype": entry["dtype"],
         "trust_remote_code": entry["trust_remote_code"],
         "device_map": entry["device_map"],
         "chat_template_kwargs": entry["chat_template_kwargs"],
         "reasoning": entry["reasoning"],
         "responses": {},
-        "seed": 0,
+        "seed": default("models.seed"),
         "series": entry["id"],
         "step": step,
     }
@@ -422,8 +419,6 @@ def record_config_files(results: str | os.PathLike, configfiles) -> None:
 
 
 def _check_semantics(config: dict) -> None:
-    from moemui.train import parse_trained
-
     _check_results(config)
     if not config["models"] and not config["series"]:
         raise MoemuiError("config key 'models': no model to measure (models and series are empty)")
@@ -463,22 +458,9 @@ def _check_semantics(config: dict) -> None:
             )
         seen_models[model["id"]] = id_key
         try:
-            source = parse_source(model["source"], model["id"])
-            if source.kind == "trained":
-                parse_trained(source.ref)
+            check_source(parse_source(model["source"], model["id"]))
         except MoemuiError as err:
             raise MoemuiError(f"config key '{key}': {err}") from None
-        if source.kind == "local" and not source.ref.strip():
-            raise MoemuiError(f"config key '{key}': empty path")
-        if source.kind == "builtin" and source.ref not in RECIPES:
-            raise MoemuiError(
-                f"config key '{key}': unknown builtin recipe {source.ref!r}; "
-                f"known recipes: {', '.join(sorted(RECIPES))}"
-            )
-        if source.kind == "local" and not Path(source.ref).expanduser().is_dir():
-            raise MoemuiError(
-                f"config key '{key}': local model directory {source.ref} does not exist"
-            )
     for i, model in enumerate(config["models"]):
         for task, spec in model["responses"].items():
             key = f"models[{i}].responses.{task}"
@@ -612,15 +594,8 @@ def model_context(model: dict) -> int | None:
     local directory's ``config.json``, or a Hub config already in the Hugging Face
     cache; None otherwise."""
     source = parse_source(model["source"], model["id"])
-    if source.kind == "builtin":
-        from moemui.recipes import recipe_config
-
-        return getattr(recipe_config(source.ref), "max_position_embeddings", None)
-    if source.kind == "trained":
-        from moemui.train import model_config, parse_trained, trained_recipe
-
-        config = model_config(trained_recipe(parse_trained(source.ref)[0]))
-        return getattr(config, "max_position_embeddings", None)
+    if source.kind in ("builtin", "trained"):
+        return getattr(recipe_model_config(source), "max_position_embeddings", None)
     if source.kind == "local":
         file = Path(source.ref).expanduser() / "config.json"
     else:
@@ -628,7 +603,9 @@ def model_context(model: dict) -> int | None:
             from huggingface_hub import try_to_load_from_cache
 
             found = try_to_load_from_cache(
-                source.ref, "config.json", revision=model.get("revision") or "main"
+                source.ref,
+                "config.json",
+                revision=model.get("revision") or default("models.revision"),
             )
         except Exception:  # noqa: BLE001 - no cache, an odd id: the job will tell
             return None
