@@ -23,7 +23,7 @@ from moemui.errors import MoemuiError
 
 @functools.cache
 def _schema() -> dict:
-    from moemui.config import load_schema
+    from moemui.config.schema import load_schema
 
     return load_schema()
 
