@@ -16,15 +16,27 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from moemui.errors import MoemuiError
+
+#: The config schema: the workflow validates a config against it (:mod:`moemui.config`)
+#: and every default is read from it.
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
+    """The schema at ``path`` (default: the workflow's), as a mapping."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
 
 
 @functools.cache
 def _schema() -> dict:
-    from moemui.config.schema import load_schema
-
     return load_schema()
 
 

@@ -1,4 +1,5 @@
-"""The config schema (``workflow/schemas/config.schema.yaml``) and the checks it makes.
+"""The config schema (``workflow/schemas/config.schema.yaml``; where it is and reading
+it: :mod:`moemui.defaults`, which reads every default from it) and the checks it makes.
 
 :func:`check_schema` fills a config's unset keys from the schema's defaults and fails
 on the first value the schema rejects, naming its key; every value must also be a
@@ -9,15 +10,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-from pathlib import Path
 
 import jsonschema
-import yaml
 
+from moemui.defaults import SCHEMA, load_schema
 from moemui.errors import MoemuiError
 
-SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+__all__ = ["RENAMED", "SCHEMA", "check_schema", "load_schema"]
 
 #: Keys of earlier versions -> what took their place.
 RENAMED = {
@@ -25,12 +24,6 @@ RENAMED = {
         "0.7.0 ablates at several thresholds: write analyses.ablation.thresholds, a list"
     ),
 }
-
-
-def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
-    """The schema at ``path`` (default: the workflow's), as a mapping."""
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
 
 
 def _key(path) -> str:
