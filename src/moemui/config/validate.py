@@ -128,6 +128,9 @@ def _check_results(config: dict) -> None:
 
 
 def _check_semantics(config: dict) -> None:
+    """What the schema cannot say: the results directory, unique ids, series steps and
+    their sources, every model's source (:func:`moemui.sources.check_source`), imported
+    responses, tasks, thresholds and rhos, the analyses section."""
     _check_results(config)
     if not config["models"] and not config["series"]:
         raise MoemuiError("config key 'models': no model to measure (models and series are empty)")
