@@ -159,7 +159,8 @@ def default_model_dir(override: str | None) -> Path:
     ):
         if (found / "config.json").is_file():
             return found
-    from moemui.train import checkpoint_dir, recipe_spec, train, trained_recipe
+    from moemui.recipes import recipe_spec, trained_recipe
+    from moemui.train import checkpoint_dir, train
 
     digest = hashlib.sha256(recipe_spec(RECIPE).encode()).hexdigest()[:12]
     out = CACHE / f"{RECIPE}-{digest}"

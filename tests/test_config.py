@@ -14,8 +14,9 @@ import yaml
 
 from moemui.config import SCHEMA, all_models, load_schema, model_resources, validate_config
 from moemui.errors import MoemuiError
+from moemui.recipes import TRAINED_RECIPES
+from moemui.sources import parse_trained
 from moemui.tasks import BUILTIN_TASKS
-from moemui.train import TRAINED_RECIPES, parse_trained
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,10 +26,10 @@ from moemui.analyses.robustness import robustness_table
 from moemui.io import write_records
 from moemui.metrics import mui_table
 from moemui.pipeline import capture_task
-from moemui.recipes import RECIPES, build_model
+from moemui.recipes import RECIPES, TRAINED_RECIPES, build_model
 from moemui.store import open_group, retain
 from moemui.tasks import make_builtin, write_samples
-from moemui.train import TRAINED_RECIPES, checkpoint_dir, train
+from moemui.train import checkpoint_dir, train
 
 MAX_THRESHOLD = 0.01
 THRESHOLDS = [0.0002, 0.0008, 0.001, 0.002, 0.005, MAX_THRESHOLD]

@@ -10,8 +10,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from moemui.errors import MoemuiError
 from moemui.generate import generate_responses
+from moemui.recipes import TRAINED_RECIPES
+from moemui.sources import parse_trained
 from moemui.tasks import make_builtin
-from moemui.train import TRAINED_RECIPES, checkpoint_dir, parse_trained, train
+from moemui.train import checkpoint_dir, train
 
 TINY = replace(
     TRAINED_RECIPES["olmoe_smoke"],

@@ -24,12 +24,13 @@ import yaml
 
 from moemui.errors import MoemuiError
 
-#: The config schema: its ``default`` entries fill a config's unset keys.
+#: The config schema: the workflow validates a config against it (:mod:`moemui.config`)
+#: and every default is read from it.
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
-    """The config schema at ``path`` (the workflow's, by default), as a mapping."""
+    """The schema at ``path`` (default: the workflow's), as a mapping."""
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 

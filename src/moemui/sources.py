@@ -3,10 +3,10 @@
 A config model's ``source`` is one of
 
 ``builtin:<recipe>``
-    a tiny MoE built locally by the workflow (:mod:`moemui.recipes`) under
+    a tiny MoE built locally by the workflow (:data:`moemui.recipes.RECIPES`) under
     ``results/models/{model}``;
 ``trained:<recipe>`` or ``trained:<recipe>@<step>``
-    a tiny MoE trained by the workflow (:mod:`moemui.train`) under
+    a tiny MoE trained by the workflow (:data:`moemui.recipes.TRAINED_RECIPES`) under
     ``results/training/{recipe}``: the final checkpoint, or the one saved at ``step``;
 ``local:<path>`` or a path starting with ``/``, ``./``, ``../`` or ``~``
     a directory written by ``save_pretrained``;
@@ -14,8 +14,10 @@ A config model's ``source`` is one of
     a Hugging Face Hub id, with the model's ``revision`` (default ``main``); used from
     the local cache when offline (``HF_HUB_OFFLINE=1``).
 
-Everything loads through ``from_pretrained`` with the ``grouped_mm`` experts
-implementation, which the capture mirrors.
+This module is the one place that reads a source: the config's checks, the workflow
+and the CLI call :func:`parse_source` and the helpers after it. Everything loads through
+``from_pretrained`` with the ``grouped_mm`` experts implementation, which the capture
+mirrors.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
+from moemui.recipes import builtin_recipe, recipe_config, trained_config, trained_recipe
 
 if TYPE_CHECKING:  # torch and transformers load only when a model is loaded
     import torch
+    from transformers import PretrainedConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,71 @@ def parse_source(source: str, model: str = "model") -> ModelSource:
         f"model {model!r}: unknown model source {source!r}; expected builtin:<recipe>, "
         "trained:<recipe>[@<step>], local:<path>, a path, or a Hub id <org>/<name>"
     )
+
+
+def parse_trained(ref: str) -> tuple[str, int]:
+    """The recipe and step of a ``trained:`` source's ref: ``"olmoe_v2@200"`` ->
+    ``("olmoe_v2", 200)``; no ``@`` means the final step.
+
+    Raises
+    ------
+    MoemuiError
+        An unknown recipe, or a step at which the recipe saves no checkpoint.
+    """
+    name, _, step = ref.partition("@")
+    recipe = trained_recipe(name)
+    if not step:
+        return name, recipe.steps
+    # ASCII digits only: str.isdigit() also takes "²" (int() rejects it) and "١٥٠"
+    if not (step.isascii() and step.isdigit()) or int(step) not in recipe.save_steps:
+        raise MoemuiError(
+            f"trained recipe {name!r} saves no checkpoint at step {step!r}; "
+            f"saved steps: {', '.join(map(str, recipe.save_steps))}"
+        )
+    return name, int(step)
+
+
+def checkpoint_source(source: str, step: int) -> str:
+    """The source of a series' checkpoint at ``step`` that names no source of its own:
+    ``trained:<recipe>@<step>`` for a trained series, the series' source otherwise (a Hub
+    id, whose checkpoint is a revision). Reads the string only: it is checked later.
+
+    Examples
+    --------
+    >>> checkpoint_source("trained:olmoe_v2", 150)
+    'trained:olmoe_v2@150'
+    >>> checkpoint_source("allenai/OLMoE-1B-7B-0924", 5000)
+    'allenai/OLMoE-1B-7B-0924'
+    """
+    if not source.startswith("trained:"):
+        return source
+    return f"{source.partition('@')[0]}@{step}"
+
+
+def check_source(source: ModelSource) -> None:
+    """Fail unless ``source`` names something that is there: a known builtin recipe, a
+    trained recipe and one of its saved steps, a local directory that exists (a Hub id
+    is not looked up). The message names no model or key: the caller's does.
+    """
+    if source.kind == "trained":
+        parse_trained(source.ref)
+    elif source.kind == "builtin":
+        builtin_recipe(source.ref)
+    elif source.kind == "local":
+        if not source.ref.strip():
+            raise MoemuiError("empty path")
+        if not Path(source.ref).expanduser().is_dir():
+            raise MoemuiError(f"local model directory {source.ref} does not exist")
+
+
+def recipe_model_config(source: ModelSource) -> PretrainedConfig | None:
+    """The transformers config of a ``builtin:`` or ``trained:`` source, made from its
+    recipe (no file read); None for a local directory or a Hub id."""
+    if source.kind == "builtin":
+        return recipe_config(source.ref)
+    if source.kind == "trained":
+        return trained_config(trained_recipe(parse_trained(source.ref)[0]))
+    return None
 
 
 def list_revisions(repo: str) -> list[str]:
@@ -145,7 +215,7 @@ def _location(path_or_id: str, model: str, revision: str | None) -> tuple[str, d
         return str(local), {}, True
     if parse_source(path_or_id, model).kind != "hub":
         raise MoemuiError(f"model {model!r}: local model directory {path_or_id} does not exist")
-    return path_or_id, {"revision": revision or "main"}, False
+    return path_or_id, {"revision": revision or default("models.revision")}, False
 
 
 def model_skeleton(
@@ -154,7 +224,7 @@ def model_skeleton(
     revision: str | None = None,
     *,
     local_files_only: bool = False,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
 ):
     """The model of a config source built from its config alone, on the meta device.
 
@@ -166,16 +236,11 @@ def model_skeleton(
     import torch
     from transformers import AutoConfig
 
+    if trust_remote_code is None:
+        trust_remote_code = default("models.trust_remote_code")
     parsed = parse_source(source, model)
-    if parsed.kind == "builtin":
-        from moemui.recipes import recipe_config
-
-        config = recipe_config(parsed.ref)
-    elif parsed.kind == "trained":
-        from moemui.train import model_config, parse_trained, trained_recipe
-
-        config = model_config(trained_recipe(parse_trained(parsed.ref)[0]))
-    else:
+    config = recipe_model_config(parsed)
+    if config is None:
         where, kwargs, _ = _location(parsed.ref, model, revision)
         try:
             config = AutoConfig.from_pretrained(
@@ -208,10 +273,10 @@ def load_model(
     path_or_id: str,
     model: str,
     revision: str | None = None,
-    dtype: str = "float32",
+    dtype: str | None = None,
     device: str = "auto",
     tokenizer: bool = True,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
     device_map: str | None = None,
 ):
     """Load a causal LM (and its tokenizer) for model ``model`` of the config.
@@ -225,14 +290,16 @@ def load_model(
     revision
         Hub revision (branch, tag or commit); ignored for local directories.
     dtype
-        ``float32``, ``bfloat16`` or ``float16``.
+        ``float32``, ``bfloat16`` or ``float16`` (None: the config's default,
+        ``models.dtype``).
     device
         ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...
     tokenizer
         Also load the tokenizer (generation needs it; capture does not).
     trust_remote_code
-        Let transformers run the repository's own code (off unless the config sets it).
-        The capture still needs an architecture it knows.
+        Let transformers run the repository's own code (None: the config's default,
+        ``models.trust_remote_code``, off). The capture still needs an architecture it
+        knows.
     device_map
         None: the whole model on ``device``. ``auto``, ``balanced``, ...: spread over the
         visible GPUs by transformers (``device`` is then ignored).
@@ -244,6 +311,9 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    dtype = default("models.dtype") if dtype is None else dtype
+    if trust_remote_code is None:
+        trust_remote_code = default("models.trust_remote_code")
     if dtype not in DTYPES:
         raise MoemuiError(
             f"model {model!r}: unknown dtype {dtype!r}; expected one of {list(DTYPES)}"
@@ -280,7 +350,10 @@ def load_model(
 
 
 def load_tokenizer(
-    path_or_id: str, model: str, revision: str | None = None, trust_remote_code: bool = False
+    path_or_id: str,
+    model: str,
+    revision: str | None = None,
+    trust_remote_code: bool | None = None,
 ):
     """The tokenizer, generation config and model config of a model, without its weights
     (what importing responses made elsewhere needs).
@@ -293,6 +366,8 @@ def load_tokenizer(
     """
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
+    if trust_remote_code is None:
+        trust_remote_code = default("models.trust_remote_code")
     where, kwargs, is_dir = _location(path_or_id, model, revision)
     kwargs["trust_remote_code"] = bool(trust_remote_code)
     try:

@@ -17,9 +17,10 @@ from moemui.config import (
 )
 from moemui.errors import MoemuiError
 from moemui.imports import import_paths
-from moemui.sources import parse_source
+from moemui.recipes import recipe_spec
+from moemui.sources import parse_source, parse_trained
 from moemui.tasks import parse_task_source
-from moemui.train import checkpoint_dir, parse_trained, recipe_spec
+from moemui.train import checkpoint_dir
 
 try:
     # The main process also reads local benchmark datasets (as their make_task jobs
@@ -66,11 +67,15 @@ def task_spec(task_id):
     return {k: v for k, v in TASKS[task_id].items() if k != "shards"}
 
 
+# What each model's source is (moemui.sources decides: builtin, trained, local, Hub).
+SOURCES = {m: parse_source(spec["source"], m) for m, spec in MODELS.items()}
+
+
 def _model_paths(model):
     """(what the workflow makes for the model, what from_pretrained loads)."""
-    source = parse_source(model["source"], model["id"])
+    source = SOURCES[model]
     if source.kind == "builtin":
-        built = f"{RESULTS}/models/{model['id']}"
+        built = f"{RESULTS}/models/{model}"
         return built, built
     if source.kind == "trained":
         recipe, step = parse_trained(source.ref)
@@ -79,13 +84,10 @@ def _model_paths(model):
     return [], source.ref
 
 
-MODEL_PATHS = {m: _model_paths(spec) for m, spec in MODELS.items()}
+MODEL_PATHS = {m: _model_paths(m) for m in MODELS}
+# The trained recipes the models use, each trained once (rule train_model).
 TRAINED = sorted(
-    {
-        made.removeprefix(f"{RESULTS}/training/")
-        for made, _ in MODEL_PATHS.values()
-        if made and made.startswith(f"{RESULTS}/training/")
-    }
+    {parse_trained(s.ref)[0] for s in SOURCES.values() if s.kind == "trained"}
 )
 SERIES = [
     {
@@ -125,7 +127,8 @@ def get_load_flags(wildcards):
 
 
 def get_recipe(wildcards):
-    return parse_source(MODELS[wildcards.model]["source"], wildcards.model).ref
+    """The builtin recipe of a model (rule build_model)."""
+    return SOURCES[wildcards.model].ref
 
 
 def get_task_file(wildcards):
