@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 
 MUI_COLUMNS = [
@@ -74,7 +75,7 @@ def mui_table(
     thresholds: Iterable[float],
     model: str,
     task: str,
-    correct_only: bool = False,
+    correct_only: bool | None = None,
     sample_chunk: int = 16,
 ) -> pd.DataFrame:
     """MUI of one store group for every variant and threshold, one row each.
@@ -84,7 +85,7 @@ def mui_table(
     (:class:`moemui.analyses.keys.GroupKeys`). Columns: :data:`MUI_COLUMNS`, then with
     ``correct_only`` :data:`MUI_CORRECT_COLUMNS`: the same union over the correctly
     answered samples only (the group's ``correct`` array). ``mui_correct`` is NaN when
-    no sample is correct.
+    no sample is correct. ``correct_only`` defaults to the config's ``correct_only``.
 
     Raises
     ------
@@ -93,6 +94,7 @@ def mui_table(
     """
     from moemui.analyses.keys import as_keys
 
+    correct_only = default("correct_only") if correct_only is None else correct_only
     thresholds = sorted(set(float(t) for t in thresholds))
     keys = as_keys(source, thresholds, model, task, sample_chunk)
     if correct_only and keys.correct is None:

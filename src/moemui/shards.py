@@ -143,24 +143,24 @@ class _Part:
     digest per array accumulated from what is read."""
 
     def __init__(self, path: Path, index: int, count: int):
-        from moemui.store import _arrays, check_group
+        from moemui.store import check_group, group_arrays
 
         self.path, self.index, self.count = path, index, count
         self.root, self.model, self.task = path.parent.parent, path.parent.name, path.name
         check_group(self.root, self.model, self.task)
         self.group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
-        self.arrays = _arrays(self.group)
+        self.arrays = group_arrays(self.group)
         self.attrs = dict(self.group.attrs)
         self.digests: dict = {}
 
     def read(self, name: str, rows: slice, layer: int | None = None) -> np.ndarray:
-        from moemui.store import Digest, _why, unusable
+        from moemui.store import Digest, error_text, unusable
 
         arr = self.arrays[name]
         try:
             data = arr[rows] if layer is None else arr[rows, layer : layer + 1]
         except Exception as err:  # noqa: BLE001 - a chunk that fails to decode
-            raise unusable(self.root, self.model, self.task, f"{name} {_why(err)}") from None
+            raise unusable(self.root, self.model, self.task, f"{name} {error_text(err)}") from None
         digest = self.digests.setdefault(name, Digest(tuple(arr.metadata.dimension_names)))
         digest.add((rows.start, 0 if layer is None else layer)[: data.ndim], data)
         return data
@@ -191,7 +191,7 @@ def gather_store(
     :class:`MoemuiError` names the part and how to make it again, and nothing is
     published.
     """
-    from moemui.store import SAMPLE_CHUNK, StoreWriter
+    from moemui.store import StoreWriter
     from moemui.tasks import read_samples
 
     ids = [s["id"] for s in read_samples(tasks)]
@@ -235,7 +235,7 @@ def gather_store(
         keep=first.get("keep", "all"),
     )
     try:
-        chunk = min(SAMPLE_CHUNK, max(1, len(ids)))
+        chunk = writer.layout.sample_chunk
         blocks = list(range(0, len(ids), chunk))
         for a in progress(blocks) if progress else blocks:
             b = min(a + chunk, len(ids))

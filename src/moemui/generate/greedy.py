@@ -1,292 +1,24 @@
-"""Batched greedy generation: the responses whose internals the capture scores.
-
-A response ends where the model ends it: at the first of the model's end tokens
-(:func:`end_token_ids`), at the first of the task's stop strings (checked inside the
-generation loop, per sequence), or after ``max_new_tokens`` tokens; the record says which
-(``stop_reason``). For models that reason before they answer (``reasoning``: ``think``
-or ``harmony``), the final answer is found in the response (:func:`answer_start`), and
-only it is scored and searched for stop strings.
+"""Batched greedy generation (:func:`generate_responses`): prompts in batches of
+similar length, each sequence leaving the batch (and its KV cache) as it ends, and, for
+models with a plain attention cache, the next prompts joining the running batch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteriaList
 
 from moemui.batching import left_pad
+from moemui.defaults import default
 from moemui.errors import MoemuiError
-from moemui.io import replace_surrogates
+from moemui.generate.endings import REASONING, StopStrings, end_token_ids, finish_response
+from moemui.generate.prompts import fit_context, render_prompt
+from moemui.generate.records import scored_record
 from moemui.progress import progress
-from moemui.tasks import extract_answer, score
 
 log = logging.getLogger(__name__)
-
-STOP_REASONS: tuple[str, ...] = ("end", "stop", "length")
-REASONING: tuple[str, ...] = ("none", "think", "harmony")
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-HARMONY_FINAL = "<|channel|>final<|message|>"
-
-
-def prompt_ids(tokenizer, prompt: str) -> list[int]:
-    """The prompt's token ids, with the tokenizer's own special tokens (if it adds any)."""
-    return list(tokenizer(prompt)["input_ids"])
-
-
-def render_prompt(
-    tokenizer, sample: dict, template_kwargs: dict | None = None
-) -> tuple[str, list[int]]:
-    """The text and token ids the model is given for a sample.
-
-    A sample whose ``meta.chat_template`` is true (benchmark tasks, by default) is wrapped
-    as one user message with the tokenizer's chat template, generation prompt added, when
-    the tokenizer has one; ``template_kwargs`` (the config's ``chat_template_kwargs``, such
-    as ``enable_thinking: false`` for Qwen3 or ``reasoning_effort: low`` for GPT-OSS)
-    reach the template as its variables. The template's text is tokenized without adding
-    special tokens again. Otherwise (built-in and file tasks, or a tokenizer without
-    template) the prompt is used as it is, with :func:`prompt_ids`.
-
-    A lone surrogate in the prompt (``"\\ud800"`` in a task file) is replaced by U+FFFD,
-    with a warning naming the sample and the count: a tokenizer cannot take it (it has no
-    UTF-8 form). The text returned, recorded as the prompt, is the one with U+FFFD.
-    """
-    prompt, replaced = replace_surrogates(sample["prompt"])
-    if replaced:
-        log.warning(
-            "sample %r: %d lone surrogate(s) in the prompt replaced by U+FFFD for the tokenizer",
-            sample["id"],
-            replaced,
-        )
-    if sample["meta"].get("chat_template") and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}],
-            tokenize=False,
-            add_generation_prompt=True,
-            **(template_kwargs or {}),
-        )
-        return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return prompt, prompt_ids(tokenizer, prompt)
-
-
-def end_token_ids(model, tokenizer) -> list[int]:
-    """Every token that ends a response: the model's ``generation_config.eos_token_id``
-    (an id or a list: chat models end a turn with a token that is not the tokenizer's
-    eos), then the tokenizer's eos, each once, in that order."""
-    declared = []
-    config = getattr(model, "generation_config", None)
-    for value in (getattr(config, "eos_token_id", None), tokenizer.eos_token_id):
-        if value is None:
-            continue
-        declared.extend(value if isinstance(value, (list, tuple)) else [value])
-    return list(dict.fromkeys(int(t) for t in declared))
-
-
-def _shortest_prefix(tokenizer, ids: list[int], start: int, found: Callable[[str], bool]) -> int:
-    """The least ``j > start`` with ``found(decode(ids[start:j]))`` (special tokens
-    skipped), else ``-1``. Binary search: text only grows as tokens are added."""
-    if not found(tokenizer.decode(ids[start:], skip_special_tokens=True)):
-        return -1
-    lo, hi = start + 1, len(ids)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if found(tokenizer.decode(ids[start:mid], skip_special_tokens=True)):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-def answer_start(tokenizer, ids: list[int], reasoning: str = "none") -> int | None:
-    """Where the final answer begins in a response's token ids; None if it never began.
-
-    ``none``: the whole response is the answer (0). ``think``: the answer follows the
-    first ``</think>``; a response that opens ``<think>`` and never closes it has no
-    answer; a response with neither tag (thinking switched off in the template) is all
-    answer. ``harmony`` (GPT-OSS): the answer is the final channel, after
-    ``<|channel|>final<|message|>``; a response without one has no answer. Markers are
-    found in the text decoded with special tokens kept; the index is the first token
-    after the one that completes the marker.
-
-    Examples
-    --------
-    >>> from moemui.tokenizer import build_tokenizer
-    >>> tok = build_tokenizer()
-    >>> ids = tok("<think>hmm</think>42", add_special_tokens=False)["input_ids"]
-    >>> start = answer_start(tok, ids, "think")
-    >>> tok.decode(ids[start:])
-    '42'
-    >>> answer_start(tok, tok("<think>hmm", add_special_tokens=False)["input_ids"], "think")
-    """
-    if reasoning == "none":
-        return 0
-    if reasoning not in REASONING:
-        raise MoemuiError(
-            f"unknown reasoning {reasoning!r}; expected one of {', '.join(REASONING)}"
-        )
-    marker = THINK_CLOSE if reasoning == "think" else HARMONY_FINAL
-    raw = tokenizer.decode(ids, skip_special_tokens=False)
-    if marker in raw:
-        lo, hi = 1, len(ids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if marker in tokenizer.decode(ids[:mid], skip_special_tokens=False):
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-    if reasoning == "think" and THINK_OPEN not in raw:
-        return 0
-    return None
-
-
-def _first_stop(text: str, stop: list[str]) -> int:
-    """The position of the earliest stop string in ``text``, else -1."""
-    hits = [text.find(s) for s in stop if s and s in text]
-    return min(hits) if hits else -1
-
-
-def finish_response(
-    tokenizer,
-    row: list[int],
-    ends: list[int] | set[int],
-    stop: list[str] | None = None,
-    reasoning: str = "none",
-) -> dict:
-    """A generated row's kept tokens, texts and why it stopped.
-
-    The row is cut after its first end token (kept: the position that predicts it is
-    part of the response), then, within the final answer (:func:`answer_start`), after
-    the token that completes its first stop string (the texts end before the stop
-    string). Tokens after either are padding of a finished row.
-
-    Returns
-    -------
-    ``response_ids``, ``response`` (the whole text, special tokens skipped), ``final``
-    (the final answer's text; empty when the model never answered), ``answer_start``
-    (index in ``response_ids`` of the answer's first token; their length when there is
-    none) and ``stop_reason`` (``end``, ``stop`` or ``length``).
-    """
-    ends = set(ends)
-    end_at = next((i for i, t in enumerate(row) if t in ends), None)
-    ids = list(row[: end_at + 1]) if end_at is not None else list(row)
-    reason = "end" if end_at is not None else "length"
-    start = answer_start(tokenizer, ids, reasoning)
-    final = None
-    if stop and start is not None:
-        cut = _shortest_prefix(tokenizer, ids, start, lambda t: _first_stop(t, stop) >= 0)
-        if cut >= 0:
-            ids, reason = ids[:cut], "stop"
-            part = tokenizer.decode(ids[start:], skip_special_tokens=True)
-            final = part[: _first_stop(part, stop)]
-    if final is not None:
-        head = tokenizer.decode(ids[:start], skip_special_tokens=True) if start else ""
-        response = head + final
-    else:
-        response = tokenizer.decode(ids, skip_special_tokens=True)
-        if start is None:
-            final = ""
-        elif start == 0:
-            final = response
-        else:
-            final = tokenizer.decode(ids[start:], skip_special_tokens=True)
-    return {
-        "response_ids": ids,
-        "response": response,
-        "final": final,
-        "answer_start": len(ids) if start is None else start,
-        "stop_reason": reason,
-    }
-
-
-class StopStrings(StoppingCriteria):
-    """A stopping criterion: a row is done once its final answer holds a stop string.
-
-    Called by ``generate`` after every step with the whole ``[B, width + t]`` ids, row
-    ``b``'s response starting at ``widths[b]`` (an int: the same for every row). A stop
-    string completed by the newest token lies in the row's last few tokens, so only a
-    tail of each row is decoded (the stop string's length in bytes plus a margin of
-    :attr:`MARGIN` tokens); so is the reasoning marker, and where the final answer starts
-    is computed once, when the marker first appears. A row found done is not decoded
-    again; rows ended by an end token are padding from then on, and stay done.
-    """
-
-    MARGIN = 8
-
-    ROW_STATE = ("widths", "stops", "done", "start", "window", "opened")
-
-    def __init__(
-        self, tokenizer, widths: int | list[int], stops: list[list[str] | None], reasoning: str
-    ):
-        self.tokenizer, self.reasoning = tokenizer, reasoning
-        marker = THINK_CLOSE if reasoning == "think" else HARMONY_FINAL
-        self.marker, self.marker_window = marker, len(marker.encode()) + self.MARGIN
-        for name in self.ROW_STATE:
-            setattr(self, name, [])
-        if isinstance(widths, int):
-            widths = [widths] * len(stops)
-        self.extend(widths, stops)
-
-    def extend(self, widths: list[int], stops: list[list[str] | None]) -> None:
-        """Rows joining the batch (after the rows already there)."""
-        self.widths += list(widths)
-        self.stops += list(stops)
-        self.done += [not s for s in stops]
-        self.start += [0 if self.reasoning == "none" else None for _ in stops]
-        self.window += [max(len(x.encode()) for x in s) + self.MARGIN if s else 0 for s in stops]
-        self.opened += [False for _ in stops]
-
-    def select(self, keep: list[int]) -> None:
-        """Keep the state of rows ``keep`` only (the batch lost its other rows)."""
-        for name in self.ROW_STATE:
-            values = getattr(self, name)
-            setattr(self, name, [values[j] for j in keep])
-
-    def absorb(self, other: StopStrings, shift: int) -> None:
-        """Take the rows of ``other`` after these, their columns shifted by ``shift``."""
-        for name in self.ROW_STATE:
-            values = getattr(other, name)
-            if name == "widths":
-                values = [w + shift for w in values]
-            setattr(self, name, getattr(self, name) + list(values))
-
-    def stopped(self) -> list[bool]:
-        """Per row: a stop string ended it."""
-        return [d and bool(s) for d, s in zip(self.done, self.stops, strict=True)]
-
-    def shift(self, by: list[int]) -> None:
-        """Row ``b`` gained ``by[b]`` padding columns on its left."""
-        self.widths = [w + k for w, k in zip(self.widths, by, strict=True)]
-
-    def _tail(self, row: list[int], n: int, skip: bool) -> str:
-        return self.tokenizer.decode(row[max(0, len(row) - n) :], skip_special_tokens=skip)
-
-    def _answer_start(self, b: int, row: list[int]) -> int | None:
-        if self.start[b] is not None:
-            return self.start[b]
-        if self.marker in self._tail(row, self.marker_window, skip=False):
-            self.start[b] = answer_start(self.tokenizer, row, self.reasoning)
-            return self.start[b]
-        if self.reasoning == "think":  # no answer yet; none at all if a think block opened
-            if not self.opened[b]:
-                self.opened[b] = THINK_OPEN in self._tail(row, self.marker_window, skip=False)
-            return None if self.opened[b] else 0
-        return None
-
-    def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
-        ids = input_ids.tolist()
-        for b, full in enumerate(ids):
-            if self.done[b]:
-                continue
-            row = full[self.widths[b] :]
-            start = self._answer_start(b, row)
-            if start is None:
-                continue
-            text = self._tail(row[start:], self.window[b], skip=True)
-            self.done[b] = _first_stop(text, self.stops[b]) >= 0
-        return torch.tensor(self.stopped(), dtype=torch.bool, device=input_ids.device)
-
 
 SEGMENT = 8  # new tokens per generate call, between which finished sequences leave
 
@@ -527,59 +259,15 @@ def _pad_id(model, tokenizer, ends: list[int]) -> int:
     raise MoemuiError("the tokenizer has neither a pad nor an end token")
 
 
-def _fit_context(name, sample, p, max_new_tokens, limit) -> int:
-    """Prompt tokens to drop from the left so that the response fits the context."""
-    if not p:
-        raise MoemuiError(f"model {name!r}: sample {sample['id']!r} has an empty prompt")
-    cut = max(0, len(p) + max_new_tokens - limit) if limit else 0
-    if cut and cut >= len(p):
-        raise MoemuiError(
-            f"model {name!r}: sample {sample['id']!r}: {max_new_tokens} new tokens "
-            f"leave no room for the prompt in the context of {limit}"
-        )
-    if cut:
-        log.warning(
-            "model %r: sample %r: prompt truncated from the left by %d of its %d "
-            "tokens to fit %d new tokens in the context of %d",
-            name,
-            sample["id"],
-            cut,
-            len(p),
-            max_new_tokens,
-            limit,
-        )
-    return cut
-
-
-def scored_record(sample: dict, text_in: str, p: list[int], cut: int, done: dict) -> dict:
-    """The responses-file record of a sample from its finished response."""
-    kind = sample["meta"]["kind"]
-    final = done["final"]
-    return {
-        "id": sample["id"],
-        "prompt": text_in,
-        "prompt_ids": p,
-        "response_ids": done["response_ids"],
-        "response": done["response"],
-        "final": final,
-        "answer": extract_answer(kind, final, sample["meta"].get("choices")),
-        "correct": bool(score(sample, final)),
-        "n_response_tokens": len(done["response_ids"]),
-        "answer_start": done["answer_start"],
-        "stop_reason": done["stop_reason"],
-        "n_prompt_truncated": cut,
-    }
-
-
 @torch.no_grad()
 def generate_responses(
     model,
     tokenizer,
     samples: list[dict],
-    batch_size: int = 16,
-    max_new_tokens: int = 16,
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
     name: str = "model",
-    reasoning: str = "none",
+    reasoning: str | None = None,
     template_kwargs: dict | None = None,
     segment: int | None = SEGMENT,
 ) -> list[dict]:
@@ -598,7 +286,9 @@ def generate_responses(
     (models whose cache is not a plain attention cache, and ``segment=None``: one call).
     The answer is extracted from, and scored on, the final answer (``reasoning``;
     :func:`answer_start`). Scoring (:func:`moemui.tasks.score`) runs code answers in a
-    separate sandboxed process, never in this one.
+    separate sandboxed process, never in this one. ``batch_size``, ``max_new_tokens`` and
+    ``reasoning`` default to the config's ``generation.batch_size``,
+    ``generation.max_new_tokens`` and ``models.reasoning``.
 
     Returns
     -------
@@ -609,6 +299,10 @@ def generate_responses(
     ``n_prompt_truncated`` (prompt tokens dropped from the left to fit the context;
     ``prompt_ids`` are those the model saw).
     """
+    batch_size = default("generation.batch_size") if batch_size is None else batch_size
+    if max_new_tokens is None:
+        max_new_tokens = default("generation.max_new_tokens")
+    reasoning = default("models.reasoning") if reasoning is None else reasoning
     if reasoning not in REASONING:
         raise MoemuiError(
             f"model {name!r}: unknown reasoning {reasoning!r}; expected one of "
@@ -624,7 +318,7 @@ def generate_responses(
     rendered, kept, dropped = [], [], []
     for sample in samples:
         text_in, p = render_prompt(tokenizer, sample, template_kwargs)
-        cut = _fit_context(name, sample, p, max_new_tokens, limit)
+        cut = fit_context(name, sample, p, max_new_tokens, limit)
         rendered.append(text_in)
         kept.append(p[cut:])
         dropped.append(cut)
