@@ -1,4 +1,4 @@
-"""MUI and key neurons, recomputed from the activations store alone (SPEC §3).
+"""MUI of a store group at several thresholds (SPEC §3), from its key neurons.
 
 For a threshold ``tau`` and MoE layer size ``n_layer = N * (E_s + E_r)``, each
 layer keeps ``k = max(1, floor(tau * n_layer))`` triples: ``theta`` is the k-th
@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
+from moemui.analyses.keys import as_keys
 from moemui.defaults import default
 from moemui.errors import MoemuiError
+from moemui.keyrule import k_for, key_neuron_mask, thetas
+
+__all__ = [
+    "MUI_COLUMNS",
+    "MUI_CORRECT_COLUMNS",
+    "k_for",
+    "key_neuron_mask",
+    "mui_table",
+    "thetas",
+]
 
 MUI_COLUMNS = [
     "model",
@@ -31,43 +41,6 @@ MUI_COLUMNS = [
 ]
 #: The columns ``mui_table(..., correct_only=True)`` adds after :data:`MUI_COLUMNS`.
 MUI_CORRECT_COLUMNS = ["mui_correct", "key_neurons_correct", "n_samples_correct"]
-
-
-def k_for(tau: float, n_layer: int) -> int:
-    """``max(1, floor(tau * n_layer))``, with tau read exactly from its decimal form.
-
-    Examples
-    --------
-    >>> k_for(0.001, 4096), k_for(0.0008, 4096), k_for(0.002, 4096)
-    (4, 3, 8)
-    >>> k_for(0.0006, 5000)  # 0.0006 * 5000 is 2.9999999999999996 in binary floats
-    3
-    """
-    if not 0 < tau < 1:
-        raise MoemuiError(f"threshold {tau} is outside (0, 1)")
-    return max(1, math.floor(Fraction(repr(float(tau))) * n_layer))
-
-
-def thetas(pairtop: np.ndarray, k: int) -> np.ndarray:
-    """Per (sample, layer): the k-th largest positive triple score, else the smallest
-    positive one among the first k, else +inf (no key neuron).
-
-    ``pairtop`` is ``[..., K]`` in descending order, NaN-padded.
-    """
-    if k > pairtop.shape[-1]:
-        raise MoemuiError(
-            f"k = {k} exceeds the {pairtop.shape[-1]} triple scores kept per layer; "
-            "raise capture.max_threshold and re-capture"
-        )
-    head = pairtop[..., :k]
-    positive = np.where(head > 0, head, np.inf)  # NaN > 0 is False
-    return positive.min(axis=-1)
-
-
-def key_neuron_mask(score: np.ndarray, pairtop: np.ndarray, k: int) -> np.ndarray:
-    """Boolean ``[sample, layer, expert, neuron]``: the samples' key neurons at ``k``."""
-    theta = thetas(pairtop, k)[..., None, None]
-    return (score >= theta) & (score > 0)
 
 
 def mui_table(
@@ -92,8 +65,6 @@ def mui_table(
     MoemuiError
         No ``score_*`` array; ``correct_only`` on a group without a ``correct`` array.
     """
-    from moemui.analyses.keys import as_keys
-
     correct_only = default("correct_only") if correct_only is None else correct_only
     thresholds = sorted(set(float(t) for t in thresholds))
     keys = as_keys(source, thresholds, model, task, sample_chunk)

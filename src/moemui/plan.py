@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from moemui.errors import MoemuiError
-from moemui.metrics import k_for
+from moemui.keyrule import k_for
 
 #: Bytes on disk per kept score, per K (an upper bound of what store_bench.py measures).
 KEPT_BYTES = 8

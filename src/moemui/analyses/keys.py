@@ -26,7 +26,7 @@ import xarray as xr
 
 from moemui.errors import MoemuiError
 from moemui.io import atomic_write
-from moemui.metrics import k_for, thetas
+from moemui.keyrule import k_for, thetas
 from moemui.store import CorruptGroupError, Digest, check_digest, verify_read
 
 #: The format of a saved :class:`GroupKeys`; a file of another format is refused.
