@@ -1,6 +1,6 @@
 """The contract between the capture and the family adapters.
 
-An adapter DESCRIBES a family; it installs nothing, patches nothing and keeps no
+An adapter describes a family; it installs nothing, patches nothing and keeps no
 state of a run. :class:`moemui.capture.ContributionCapture` owns every hook, its
 removal, and every value kept while the model runs (:mod:`moemui.capture_hooks`).
 
