@@ -26,7 +26,7 @@ from transformers import AutoConfig, GenerationConfig
 
 from moemui.io import write_records
 from moemui.pipeline import capture_task
-from moemui.recipes import init_model
+from moemui.recipes import VOCAB, init_model
 from moemui.tasks import write_samples
 from moemui.tokenizer import build_tokenizer
 
@@ -77,7 +77,7 @@ GEOMETRIES: dict[str, tuple[str, dict, int]] = {
         16,
     ),
 }
-HIDDEN, PROMPT, RESPONSE, VOCAB = 256, 64, 256, 259
+HIDDEN, PROMPT, RESPONSE = 256, 64, 256
 
 
 def slice_model(name: str, out: Path) -> Path:
