@@ -21,8 +21,8 @@ from moemui.adapters import adapter_for
 from moemui.capture import ContributionCapture
 from moemui.io import write_records
 from moemui.metrics import mui_table
-from moemui.pipeline import capture_task
 from moemui.recipes import RECIPES, build_model
+from moemui.steps.capture import capture_task
 from moemui.store import open_group
 from moemui.tasks import make_builtin, write_jsonl
 
