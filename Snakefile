@@ -9,6 +9,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/commands.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/tasks.smk"
 include: "workflow/rules/responses.smk"
