@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 from moemui.metrics import k_for
 
@@ -98,7 +99,9 @@ def model_size(model: dict) -> ModelSize:
             name,
             model.get("revision"),
             local_files_only=True,
-            trust_remote_code=bool(model.get("trust_remote_code", False)),
+            trust_remote_code=bool(
+                model.get("trust_remote_code", default("models.trust_remote_code"))
+            ),
         )
         geometry = adapter_for(skeleton, name).geometry(skeleton, name).as_dict()
     except MoemuiError as err:
@@ -141,7 +144,7 @@ def plan_rows(config: dict, results: Path = Path("results")) -> list[dict]:
     rows = []
     for model in all_models(config):
         size = model_size(model)
-        dtype_bytes = DTYPE_BYTES.get(model.get("dtype", "float32"), 4)
+        dtype_bytes = DTYPE_BYTES.get(model.get("dtype", default("models.dtype")), 4)
         for task in config["tasks"]:
             samples, counted = task_samples(task, results)
             row = {
