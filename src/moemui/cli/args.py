@@ -94,11 +94,11 @@ def add_shard_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_task_file_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
+def add_task_file_arg(p: argparse.ArgumentParser, text: str | None = None) -> None:
     """``--task-file``, the task's JSONL file (required); ``--tasks``, its old name, is
     still read but not shown."""
     either = p.add_mutually_exclusive_group(required=True)
-    either.add_argument("--task-file", dest="task_file", help=help)
+    either.add_argument("--task-file", dest="task_file", help=text)
     either.add_argument("--tasks", dest="task_file", help=argparse.SUPPRESS)
 
 
