@@ -21,6 +21,7 @@ include: "workflow/rules/charts.smk"
 
 
 rule all:
+    """Every table, the store's groups and index, and every chart of the config."""
     default_target: True
     input:
         f"{RESULTS}/tables/mui.csv",

@@ -22,8 +22,8 @@ from moemui.batching import right_pad
 from moemui.capture import ContributionCapture
 from moemui.io import write_records
 from moemui.metrics import mui_table
-from moemui.pipeline import capture_task
 from moemui.recipes import RECIPES, build_model
+from moemui.steps.capture import capture_task
 from moemui.store import open_group
 from moemui.tasks import make_builtin, write_samples
 

@@ -25,8 +25,8 @@ import torch
 from transformers import AutoConfig, GenerationConfig
 
 from moemui.io import write_records
-from moemui.pipeline import capture_task
 from moemui.recipes import VOCAB, init_model
+from moemui.steps.capture import capture_task
 from moemui.tasks import write_samples
 from moemui.tokenizer import build_tokenizer
 

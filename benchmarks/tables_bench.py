@@ -28,7 +28,7 @@ from moemui.analyses.diversity import diversity_table
 from moemui.analyses.experts import expert_tables, top_experts
 from moemui.analyses.keys import key_sets
 from moemui.metrics import mui_table
-from moemui.pipeline import capture_task
+from moemui.steps.capture import capture_task
 from moemui.store import open_group
 
 THRESHOLDS = [0.0008, 0.001, 0.002]
@@ -66,10 +66,10 @@ def tables_per_read(group: Path) -> None:
 
 def tables_one_read(group: Path, work: Path) -> None:
     """derive_keys once, then every table from its file."""
-    from moemui.analyses import steps
     from moemui.analyses.keys import GroupKeys
+    from moemui.steps import metrics
 
-    steps.derive_keys(group, THRESHOLDS, work / "keys.npz")
+    metrics.derive_keys(group, THRESHOLDS, work / "keys.npz")
     keys = GroupKeys.load(work / "keys.npz")
     mui_table(keys, THRESHOLDS, "m", "t", correct_only=True)
     expert_tables(keys, THRESHOLDS, [0.6], "m", "t")

@@ -19,8 +19,10 @@ import pytest
 from moemui.cli import main
 from moemui.io import read_records, write_records
 from moemui.metrics import mui_table
-from moemui.pipeline import capture_task, generate_task, materialise_task
 from moemui.recipes import build_model
+from moemui.steps.capture import capture_task
+from moemui.steps.responses import generate_task
+from moemui.steps.tasks import materialise_task
 from moemui.store import open_group
 
 

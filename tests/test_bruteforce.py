@@ -16,8 +16,8 @@ from transformers import AutoModelForCausalLM
 from moemui.adapters import adapter_for
 from moemui.io import write_records
 from moemui.metrics import k_for, mui_table
-from moemui.pipeline import capture_task
 from moemui.recipes import build_model
+from moemui.steps.capture import capture_task
 from moemui.store import open_group
 from moemui.tasks import make_builtin, write_samples
 

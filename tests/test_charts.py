@@ -9,22 +9,12 @@ import pandas as pd
 import pytest
 
 from moemui.analyses.diversity import MIX
-from moemui.charts import (
-    CHARTS,
-    FORMATS,
-    ablation_chart,
-    chart_html,
-    diversity_chart,
-    fit_curves,
-    key_experts_chart,
-    make_chart,
-    mui_performance_chart,
-    save_chart,
-    threshold_robustness_chart,
-    top_experts_chart,
-    top_key_experts_chart,
-    trajectory_chart,
-)
+from moemui.charts import CHARTS, FORMATS, chart_html, make_chart, save_chart
+from moemui.charts.ablation import ablation_chart
+from moemui.charts.diversity import diversity_chart
+from moemui.charts.experts import key_experts_chart, top_experts_chart, top_key_experts_chart
+from moemui.charts.performance import fit_curves, mui_performance_chart, trajectory_chart
+from moemui.charts.robustness import threshold_robustness_chart
 from moemui.errors import MoemuiError
 
 pytest.importorskip("altair")

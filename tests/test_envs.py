@@ -87,9 +87,9 @@ def _commands_in(env: str) -> set[str]:
     out = set()
     for text in _rules().values():
         if f'"../../envs/{env}"' in text:
-            out |= set(re.findall(r"moemui (?:--threads \{threads\} )?([a-z][a-z-]+)", text))
-            # the model steps' commands, built in common.smk (generate_shell, capture_shell)
-            out |= set(re.findall(r"^\s+([a-z]+)_shell\(", text, flags=re.M))
+            out |= set(re.findall(r"moemui (?:--threads \{threads:q\} )?([a-z][a-z-]+)", text))
+            # the model steps' commands, built in common.smk (generate_command, ...)
+            out |= set(re.findall(r"^\s+([a-z]+)_command\(", text, flags=re.M))
     return out
 
 

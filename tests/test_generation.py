@@ -183,7 +183,7 @@ def test_stop_strings_keep_the_other_sequences_of_a_batch_going(qwen3):
 
 
 def test_enable_thinking_reaches_the_template(qwen3, tmp_path):
-    from moemui.pipeline import generate_task
+    from moemui.steps.responses import generate_task
     from moemui.tasks import write_samples
 
     model, tok = qwen3
@@ -262,7 +262,7 @@ def test_think_tags_and_stop_strings_in_the_final_answer_only():
 
 
 def test_capture_scores_only_the_final_answer_when_asked(tmp_path):
-    from moemui.pipeline import capture_task, scored_split
+    from moemui.steps.capture import capture_task, scored_split
     from moemui.store import open_group
     from moemui.tasks import write_samples
 
@@ -323,7 +323,7 @@ def saved(tmp_path_factory):
 
 
 def _generate(root, out, imported=None, n=12):
-    from moemui.pipeline import generate_task
+    from moemui.steps.responses import generate_task
     from moemui.tasks import make_task, write_samples
 
     samples = make_task({"id": "a", "source": "builtin:arithmetic", "n": n, "seed": 0})
@@ -341,7 +341,7 @@ def _generate(root, out, imported=None, n=12):
 
 
 def test_imported_responses_give_the_same_records_and_store(saved):
-    from moemui.pipeline import capture_task
+    from moemui.steps.capture import capture_task
     from moemui.store import open_group
 
     generated = _generate(saved, saved / "generated.jsonl")

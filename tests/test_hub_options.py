@@ -8,9 +8,11 @@ import xarray as xr
 
 from moemui.config import all_models, validate_config
 from moemui.errors import MoemuiError
-from moemui.pipeline import capture_task, generate_task, materialise_task
 from moemui.recipes import build_model
 from moemui.sources import load_model
+from moemui.steps.capture import capture_task
+from moemui.steps.responses import generate_task
+from moemui.steps.tasks import materialise_task
 from moemui.store import open_group
 
 

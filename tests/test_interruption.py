@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from moemui.pipeline import generate_task, materialise_task
 from moemui.recipes import build_model
+from moemui.steps.responses import generate_task
+from moemui.steps.tasks import materialise_task
 from moemui.store import group_problems, open_group, partial_dir
 
 N_SAMPLES = 64

@@ -10,12 +10,12 @@ import pytest
 import xarray as xr
 
 from moemui.adapters import Geometry
-from moemui.analyses import steps
 from moemui.analyses.keys import GroupKeys, key_sets
 from moemui.capture import BatchScores
 from moemui.errors import MoemuiError
 from moemui.metrics import k_for, key_neuron_mask
-from moemui.pipeline import mui_cell
+from moemui.steps import analyses, metrics
+from moemui.steps.metrics import mui_cell
 from moemui.store import StoreWriter, retain
 
 THRESHOLDS = [0.0005, 0.001, 0.002, 0.004, 0.01]
@@ -122,23 +122,23 @@ def test_every_table_of_a_group_comes_from_one_read(tmp_path, monkeypatch):
         return from_group(cls, *args, **kwargs)
 
     monkeypatch.setattr(GroupKeys, "from_group", classmethod(counted))
-    steps.derive_keys(group, THRESHOLDS, tmp_path / "keys.npz")
+    metrics.derive_keys(group, THRESHOLDS, tmp_path / "keys.npz")
     assert len(reads) == 1
     direct = tmp_path / "direct"
     mui_cell(group, THRESHOLDS, direct / "mui.csv", correct_only=True)
-    steps.tabulate_experts(
+    analyses.tabulate_experts(
         [group], THRESHOLDS, [0.5], 4, *(direct / f for f in ("e.csv", "k.csv", "t.csv", "tk.csv"))
     )
-    steps.tabulate_diversity([group], THRESHOLDS, [3, 9], 2, 0, direct / "d.csv")
+    analyses.tabulate_diversity([group], THRESHOLDS, [3, 9], 2, 0, direct / "d.csv")
     reads.clear()
     (tmp_path / "act.zarr").rename(tmp_path / "gone")
     keys = tmp_path / "keys.npz"
     out = tmp_path / "from_keys"
     mui_cell(keys, THRESHOLDS, out / "mui.csv", correct_only=True)
-    steps.tabulate_experts(
+    analyses.tabulate_experts(
         [keys], THRESHOLDS, [0.5], 4, *(out / f for f in ("e.csv", "k.csv", "t.csv", "tk.csv"))
     )
-    steps.tabulate_diversity([keys], THRESHOLDS, [3, 9], 2, 0, out / "d.csv")
+    analyses.tabulate_diversity([keys], THRESHOLDS, [3, 9], 2, 0, out / "d.csv")
     assert reads == []  # no store read at all
     for name in ("mui.csv", "e.csv", "k.csv", "t.csv", "tk.csv", "d.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(direct / name))

@@ -168,7 +168,7 @@ def test_mui_cell_writes_the_correct_only_columns(tmp_path):
 
     from moemui.adapters import Geometry
     from moemui.capture import BatchScores
-    from moemui.pipeline import mui_cell
+    from moemui.steps.metrics import mui_cell
     from moemui.store import StoreWriter
 
     geo = Geometry("fam", "FamForCausalLM", [0], [], 2, 0, 4, 2)

@@ -17,8 +17,10 @@ import torch
 
 from moemui.io import read_records
 from moemui.metrics import mui_table
-from moemui.pipeline import capture_task, generate_task, materialise_task
 from moemui.recipes import build_model
+from moemui.steps.capture import capture_task
+from moemui.steps.responses import generate_task
+from moemui.steps.tasks import materialise_task
 from moemui.store import open_group
 
 THRESHOLDS = [0.0008, 0.001, 0.002, 0.005]

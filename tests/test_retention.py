@@ -25,8 +25,8 @@ from moemui.analyses.keys import key_sets
 from moemui.analyses.robustness import robustness_table
 from moemui.io import write_records
 from moemui.metrics import mui_table
-from moemui.pipeline import capture_task
 from moemui.recipes import RECIPES, TRAINED_RECIPES, build_model
+from moemui.steps.capture import capture_task
 from moemui.store import open_group, retain
 from moemui.tasks import make_builtin, write_samples
 from moemui.train import checkpoint_dir, train

@@ -15,7 +15,6 @@ import pytest
 import zarr
 
 from moemui.errors import MoemuiError
-from moemui.pipeline import capture_task, generate_task, materialise_task
 from moemui.recipes import build_model
 from moemui.shards import (
     gather_responses,
@@ -24,6 +23,9 @@ from moemui.shards import (
     shard_name,
     shard_range,
 )
+from moemui.steps.capture import capture_task
+from moemui.steps.responses import generate_task
+from moemui.steps.tasks import materialise_task
 from moemui.store import CorruptGroupError, verify_group
 
 N_SAMPLES = 5  # 3 shards of 2, 2 and 1 samples: uneven, and one shard of one sample

@@ -20,7 +20,7 @@ import yaml
 from moemui.cli import main
 from moemui.errors import MoemuiError
 from moemui.io import json_line, read_records, write_records
-from moemui.pipeline import write_csv
+from moemui.steps.tables import write_csv
 from moemui.tasks import load_jsonl, make_task, read_samples, write_samples
 
 CHARS = {

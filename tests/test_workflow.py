@@ -63,8 +63,21 @@ def split_analysis_jobs(counts: dict[str, int]) -> dict[str, int]:
     return {rule: n for rule, n in counts.items() if rule not in ANALYSIS_JOBS}
 
 
+def chart_jobs(output: str) -> dict[str, str]:
+    """``{jobid: chart}`` of the jobs of the one chart rule (draw_chart) in snakemake's
+    output, from each job's block (its ``jobid`` and ``wildcards: chart=...``)."""
+    charts = {}
+    for block in re.finditer(r"^(?:local)?rule draw_chart:\n((?:[ \t]+.*\n)+)", output, flags=re.M):
+        jobid = re.search(r"jobid: (\d+)", block[1])
+        chart = re.search(r"wildcards: chart=(\w+)", block[1])
+        assert jobid and chart, block[0]
+        charts[jobid[1]] = chart[1]
+    return charts
+
+
 def job_counts(output: str) -> dict[str, int]:
-    """The first ``Job stats:`` table of snakemake's output as ``{rule: count}``.
+    """The first ``Job stats:`` table of snakemake's output as ``{rule: count}``, the
+    chart jobs (one rule, draw_chart) counted per chart as ``draw_<chart>``.
 
     Empty when snakemake scheduled nothing (it prints no table then).
     """
@@ -79,12 +92,22 @@ def job_counts(output: str) -> dict[str, int]:
         if not match or match[1] == "total":
             break
         counts[match[1]] = int(match[2])
+    if "draw_chart" in counts:
+        charts = list(chart_jobs(output).values())
+        assert len(charts) == counts.pop("draw_chart"), charts
+        for chart in charts:
+            counts[f"draw_{chart}"] = counts.get(f"draw_{chart}", 0) + 1
     return counts
 
 
 def finished_rules(output: str) -> list[str]:
-    """The rules of the jobs a real (not dry) run finished, in order."""
-    return re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", output)
+    """The rules of the jobs a real (not dry) run finished, in order (a chart job as
+    ``draw_<chart>``)."""
+    charts = chart_jobs(output)
+    return [
+        f"draw_{charts[jobid]}" if rule == "draw_chart" else rule
+        for jobid, rule in re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", output)
+    ]
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 from moemui.io import replace_surrogates, split_json_lines
 
@@ -147,14 +148,16 @@ def import_responses(
     spec: str,
     revision: str | None = None,
     trust_remote_code: bool = False,
-    reasoning: str = "none",
+    reasoning: str | None = None,
     template_kwargs: dict | None = None,
 ) -> list[dict]:
     """The responses-file records of imported responses (the module docstring says
-    how), in the samples' order; only the tokenizer and configs are loaded."""
+    how), in the samples' order; only the tokenizer and configs are loaded.
+    ``reasoning``: None is the config's default (``models.reasoning``)."""
     from moemui.generate import end_token_ids, finish_response, render_prompt, scored_record
     from moemui.sources import load_tokenizer
 
+    reasoning = default("models.reasoning") if reasoning is None else reasoning
     imported = read_imported(spec, samples)
     tokenizer, generation, config = load_tokenizer(source, model_id, revision, trust_remote_code)
     ends = end_token_ids(SimpleNamespace(generation_config=generation), tokenizer)

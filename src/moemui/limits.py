@@ -43,7 +43,7 @@ MAX_TOP_EXPERTS = 1_000_000
 MAX_STEP = 10**12
 
 #: Significant digits of a threshold or a rho in the tables (``"%.10g"``, the CSV float
-#: format of :func:`moemui.pipeline.write_csv`): two values equal at this precision would
+#: format of :func:`moemui.steps.tables.write_csv`): two values equal at this precision would
 #: be one row twice.
 TABLE_DIGITS = 10
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import yaml
 
+from moemui.defaults import default
 from moemui.errors import MoemuiError
 from moemui.keyrule import k_for
+from moemui.tasks import parse_task_source
 
 #: Bytes on disk per kept score, per K (an upper bound of what store_bench.py measures).
 KEPT_BYTES = 8
@@ -98,7 +100,9 @@ def model_size(model: dict) -> ModelSize:
             name,
             model.get("revision"),
             local_files_only=True,
-            trust_remote_code=bool(model.get("trust_remote_code", False)),
+            trust_remote_code=bool(
+                model.get("trust_remote_code", default("models.trust_remote_code"))
+            ),
         )
         geometry = adapter_for(skeleton, name).geometry(skeleton, name).as_dict()
     except MoemuiError as err:
@@ -120,12 +124,12 @@ def task_samples(task: dict, results: Path) -> tuple[int | None, str]:
     if materialised.exists():
         with materialised.open(encoding="utf-8") as fh:
             return sum(1 for line in fh if line.strip()), "task file"
-    source = task["source"]
+    scheme, ref = parse_task_source(task["source"], task["id"])
     limit = task.get("n")
-    if source.startswith("builtin:"):
+    if scheme == "builtin":
         return limit, "config n"
-    if source.startswith("hf:"):
-        rows = PUBLISHED_ROWS.get(source.removeprefix("hf:"))
+    if scheme == "hf":
+        rows = PUBLISHED_ROWS.get(ref)
         if rows is None:
             return limit, "config n" if limit else "unknown"
         return (min(rows, limit) if limit else rows), "published rows"
@@ -141,7 +145,7 @@ def plan_rows(config: dict, results: Path = Path("results")) -> list[dict]:
     rows = []
     for model in all_models(config):
         size = model_size(model)
-        dtype_bytes = DTYPE_BYTES.get(model.get("dtype", "float32"), 4)
+        dtype_bytes = DTYPE_BYTES.get(model.get("dtype", default("models.dtype")), 4)
         for task in config["tasks"]:
             samples, counted = task_samples(task, results)
             row = {

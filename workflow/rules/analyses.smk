@@ -4,6 +4,8 @@
 
 
 rule tabulate_experts:
+    """Per-expert key rates, key-expert proportions and the top experts (by activation
+    rate and by key rate) of every group."""
     input:
         get_key_files,
     output:
@@ -39,15 +41,16 @@ rule tabulate_experts:
         top=ANALYSES["top_experts"],
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui experts {input:q} --thresholds {params.thresholds} --rho {params.rho} \
-            --top {params.top} --out-experts {output.experts:q} \
+        r"""
+        moemui experts {input:q} --thresholds {params.thresholds:q} --rho {params.rho:q} \
+            --top {params.top:q} --out-experts {output.experts:q} \
             --out-key-experts {output.key_experts:q} --out-top {output.top:q} \
             --out-top-key {output.top_key:q} 2>{log:q}
         """
 
 
 rule tabulate_robustness:
+    """Threshold and method robustness from the MUI, key-expert and expert tables."""
     input:
         mui=f"{RESULTS}/tables/mui.csv",
         key_experts=f"{RESULTS}/tables/key_experts.csv",
@@ -67,13 +70,14 @@ rule tabulate_robustness:
     params:
         version=MOEMUI_VERSION,
     shell:
-        """
+        r"""
         moemui robustness --mui {input.mui:q} --key-experts {input.key_experts:q} \
             --experts {input.experts:q} --out {output:q} 2>{log:q}
         """
 
 
 rule tabulate_mui_performance:
+    """MUI against accuracy per model and task, and the per-family log fits."""
     input:
         mui=f"{RESULTS}/tables/mui.csv",
         performance=f"{RESULTS}/tables/performance.csv",
@@ -98,7 +102,7 @@ rule tabulate_mui_performance:
         models=get_model_info(),
         version=MOEMUI_VERSION,
     shell:
-        """
+        r"""
         moemui mui-performance --mui {input.mui:q} --performance {input.performance:q} \
             --models {params.models:q} --out {output.table:q} --out-fits {output.fits:q} \
             2>{log:q}
@@ -106,6 +110,7 @@ rule tabulate_mui_performance:
 
 
 rule tabulate_diversity:
+    """MUI of seeded random subsets of each task and of a mix of tasks, per model."""
     input:
         get_key_files,
     output:
@@ -127,14 +132,16 @@ rule tabulate_diversity:
         seed=ANALYSES["diversity"]["seed"],
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui diversity {input:q} --thresholds {params.thresholds} \
-            --sizes {params.sizes} --draws {params.draws} --seed {params.seed} \
+        r"""
+        moemui diversity {input:q} --thresholds {params.thresholds:q} \
+            --sizes {params.sizes:q} --draws {params.draws:q} --seed {params.seed:q} \
             --out {output:q} 2>{log:q}
         """
 
 
 rule ablate_neurons:
+    """Accuracy of a model on a task with its key neurons zeroed, and with as many random
+    neurons of the same experts zeroed, against a baseline."""
     input:
         model=get_model_dir,
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
@@ -155,7 +162,7 @@ rule ablate_neurons:
         source=get_model_source,
         revision=lambda wc: MODELS[wc.model]["revision"],
         dtype=lambda wc: MODELS[wc.model]["dtype"],
-        load=get_load_flags,
+        load=get_load_args,
         variant=ANALYSES["ablation"]["variant"],
         thresholds=ANALYSES["ablation"]["thresholds"],
         seeds=ANALYSES["ablation"]["seeds"],
@@ -166,18 +173,20 @@ rule ablate_neurons:
         template_kwargs=get_template_kwargs,
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui --threads {threads} ablate --model-id {wildcards.model:q} \
-            --source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} \
-            {params.load} --tasks {input.tasks:q} --group {input.group:q} --variant {params.variant:q} \
-            --thresholds {params.thresholds} --seeds {params.seeds} \
-            --n-samples {params.n_samples} --max-new-tokens {params.max_new_tokens} \
-            --batch-size {params.batch_size} --reasoning {params.reasoning:q} \
+        r"""
+        moemui --threads {threads:q} ablate --model-id {wildcards.model:q} \
+            --source {params.source:q} --revision {params.revision:q} \
+            --dtype {params.dtype:q} {params.load:q} --task-file {input.tasks:q} \
+            --group {input.group:q} --variant {params.variant:q} \
+            --thresholds {params.thresholds:q} --seeds {params.seeds:q} \
+            --n-samples {params.n_samples:q} --max-new-tokens {params.max_new_tokens:q} \
+            --batch-size {params.batch_size:q} --reasoning {params.reasoning:q} \
             --chat-template-kwargs {params.template_kwargs:q} --out {output:q} 2>{log:q}
         """
 
 
 rule aggregate_ablation:
+    """The ablation cells' tables as one, and their summary."""
     input:
         get_ablation_tables,
     output:
@@ -198,7 +207,7 @@ rule aggregate_ablation:
     conda:
         "../../envs/tables.yaml"
     shell:
-        """
+        r"""
         moemui aggregate-ablation {input:q} --out {output.table:q} \
             --out-summary {output.summary:q} 2>{log:q}
         """

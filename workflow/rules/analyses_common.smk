@@ -1,6 +1,7 @@
 # Settings and input/output helpers of the analysis and chart rules (analyses.smk,
 # charts.smk): the config's `analyses` section with its nulls resolved.
 
+from moemui.charts import CHARTS
 from moemui.config import analysis_settings
 
 ANALYSES = analysis_settings(config)
@@ -38,12 +39,38 @@ def get_analysis_tables(wildcards=None):
 
 def get_chart_outputs(wildcards=None):
     """Every chart's files (trajectory: with a series; ablation: with ablation cells)."""
-    names = ["mui_performance", "key_experts", "top_experts", "top_key_experts"]
-    names += ["threshold_robustness"]
-    names += ["diversity"] + (["trajectory"] if SERIES else [])
-    names += ["ablation"] if ABLATION_CELLS else []
+    absent = {"trajectory"} if not SERIES else set()
+    absent |= {"ablation"} if not ABLATION_CELLS else set()
     return [
         f"{RESULTS}/charts/{name}.{fmt}"
-        for name in names
+        for name in CHARTS
+        if name not in absent
         for fmt in ("html", "svg", "png", "vl.json")
     ]
+
+
+def get_chart_tables(wildcards):
+    """The tables the chart reads, in the order its builder takes them."""
+    return [f"{RESULTS}/tables/{name}.csv" for name in CHARTS[wildcards.chart].tables]
+
+
+def get_chart_labels(wildcards):
+    """The chart's labels in the report."""
+    return {"chart": CHARTS[wildcards.chart].label}
+
+
+def get_chart_variant(wildcards):
+    """The focus variant, where the chart shows one (else none: [])."""
+    return ANALYSES["variant"] if CHARTS[wildcards.chart].variant else []
+
+
+def get_chart_threshold(wildcards):
+    """The focus threshold, where the chart shows one (else none: [])."""
+    return ANALYSES["threshold"] if CHARTS[wildcards.chart].threshold else []
+
+
+def get_chart_focus(wildcards):
+    """The chart command's focus flags: --variant and --threshold where it takes them."""
+    chart = CHARTS[wildcards.chart]
+    flags = ["--variant", ANALYSES["variant"]] if chart.variant else []
+    return flags + (["--threshold", ANALYSES["threshold"]] if chart.threshold else [])

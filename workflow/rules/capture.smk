@@ -1,4 +1,6 @@
 rule recapture_mark:
+    """A mark newer than a group left incomplete at its final path, so that the group is
+    captured again (get_recapture_mark)."""
     output:
         touch(f"{RESULTS}/.moemui/recapture/{{model}}/{{task}}.{{stamp}}"),
     wildcard_constraints:
@@ -14,15 +16,15 @@ CAPTURE_PARAMS = dict(
     source=get_model_source,
     revision=lambda wc: MODELS[wc.model]["revision"],
     dtype=lambda wc: MODELS[wc.model]["dtype"],
-    load=get_load_flags,
-    variants=",".join(config["capture"]["variants"]),
+    load=get_load_args,
+    variants=config["capture"]["variants"],
     target=config["capture"]["target"],
     max_threshold=config["capture"]["max_threshold"],
     batch_size=config["capture"]["batch_size"],
     invariant=(
-        "--batch-invariant"
+        ["--batch-invariant"]
         if config["capture"]["batch_invariant"]
-        else "--no-batch-invariant"
+        else ["--no-batch-invariant"]
     ),
     keep=config["capture"]["keep"],
     tokens=config["capture"]["tokens"],
@@ -32,6 +34,8 @@ CAPTURE_PARAMS = dict(
 
 
 rule capture_scores:
+    """Capture the contribution scores of a model's responses to an unsharded task into
+    its store group."""
     input:
         model=get_model_dir,
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
@@ -52,10 +56,11 @@ rule capture_scores:
     params:
         **CAPTURE_PARAMS,
     shell:
-        capture_shell()
+        capture_command()
 
 
 rule index_store:
+    """Write the store's root and model group metadata over every captured group."""
     input:
         get_store_groups,
     output:
@@ -70,6 +75,6 @@ rule index_store:
     params:
         version=MOEMUI_VERSION,
     shell:
-        """
+        r"""
         moemui index-store {input:q} 2>{log:q}
         """

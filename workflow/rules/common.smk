@@ -1,6 +1,5 @@
 import json
 import re
-import shlex
 from pathlib import Path
 
 from moemui import __version__ as MOEMUI_VERSION
@@ -118,12 +117,11 @@ def get_model_source(wildcards):
     return MODEL_PATHS[wildcards.model][1]
 
 
-def get_load_flags(wildcards):
-    """The model's placement and remote-code flags for the moemui model commands."""
+def get_load_args(wildcards):
+    """The model's placement and remote-code flags of the moemui model commands, a list."""
     model = MODELS[wildcards.model]
-    flags = ["--device-map", model["device_map"]] if model["device_map"] else []
-    flags += ["--trust-remote-code"] if model["trust_remote_code"] else []
-    return " ".join(flags)
+    args = ["--device-map", model["device_map"]] if model["device_map"] else []
+    return args + (["--trust-remote-code"] if model["trust_remote_code"] else [])
 
 
 def get_recipe(wildcards):
@@ -170,9 +168,10 @@ def get_imported_file(wildcards):
     return import_paths(spec) if spec else []
 
 
-def get_import_flag(wildcards):
+def get_import_args(wildcards):
+    """``--import FORMAT:PATH`` of the model's responses made elsewhere, or none."""
     spec = get_imported(wildcards)
-    return f"--import {shlex.quote(spec)}" if spec else ""
+    return ["--import", spec] if spec else []
 
 
 def get_cell_hash(wildcards):
@@ -262,29 +261,43 @@ MODEL_RESOURCES = dict(
 )
 
 
-def generate_shell(extra=""):
-    """The command of generate_responses, and with ``extra`` flags of generate_shard."""
-    return (
-        "moemui --threads {threads} generate --model-id {wildcards.model:q} "
-        "--source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} "
-        "{params.load} --tasks {input.tasks:q} --batch-size {params.batch_size} "
-        "--max-new-tokens {params.max_new_tokens} --reasoning {params.reasoning:q} "
-        "--chat-template-kwargs {params.template_kwargs:q} {params.imported} "
-        f"{extra}--out {{output:q}} 2>{{log:q}}"
+# The model rules' commands (responses.smk, shards.smk, capture.smk): every value a
+# quoted format of the rule, every list a list.
+
+
+def generate_command(*extra):
+    """The command of generate_responses, and with ``extra`` flags (formats of the
+    rule's values, each quoted) of generate_shard."""
+    return " ".join(
+        [
+            "moemui --threads {threads:q} generate --model-id {wildcards.model:q}",
+            "--source {params.source:q} --revision {params.revision:q}",
+            "--dtype {params.dtype:q} {params.load:q} --task-file {input.tasks:q}",
+            "--batch-size {params.batch_size:q} --max-new-tokens {params.max_new_tokens:q}",
+            "--reasoning {params.reasoning:q}",
+            "--chat-template-kwargs {params.template_kwargs:q} {params.imported:q}",
+            *extra,
+            "--out {output:q} 2>{log:q}",
+        ]
     )
 
 
-def capture_shell(extra=""):
-    """The command of capture_scores, and with ``extra`` flags of capture_shard."""
-    return (
-        "moemui --threads {threads} capture --model-id {wildcards.model:q} "
-        "--source {params.source:q} --revision {params.revision:q} --dtype {params.dtype:q} "
-        "{params.load} --task-id {wildcards.task:q} --tasks {input.tasks:q} "
-        "--responses {input.responses:q} --variants {params.variants:q} "
-        "--target {params.target:q} --max-threshold {params.max_threshold} "
-        "--batch-size {params.batch_size} {params.invariant} --keep {params.keep:q} "
-        "--tokens {params.tokens:q} --attrs {params.attrs:q} "
-        f"{extra}--out {{output:q}} 2>{{log:q}}"
+def capture_command(*extra):
+    """The command of capture_scores, and with ``extra`` flags (formats of the rule's
+    values, each quoted) of capture_shard."""
+    return " ".join(
+        [
+            "moemui --threads {threads:q} capture --model-id {wildcards.model:q}",
+            "--source {params.source:q} --revision {params.revision:q}",
+            "--dtype {params.dtype:q} {params.load:q} --task-id {wildcards.task:q}",
+            "--task-file {input.tasks:q} --responses {input.responses:q}",
+            "--variants {params.variants:q} --target {params.target:q}",
+            "--max-threshold {params.max_threshold:q} --batch-size {params.batch_size:q}",
+            "{params.invariant:q} --keep {params.keep:q} --tokens {params.tokens:q}",
+            "--attrs {params.attrs:q}",
+            *extra,
+            "--out {output:q} 2>{log:q}",
+        ]
     )
 
 

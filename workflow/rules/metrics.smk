@@ -16,13 +16,14 @@ rule derive_keys:
         thresholds=config["thresholds"],
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui keys --group {input:q} --thresholds {params.thresholds} \
+        r"""
+        moemui keys --group {input:q} --thresholds {params.thresholds:q} \
             --out {output:q} 2>{log:q}
         """
 
 
 rule compute_mui:
+    """MUI of one store group at every threshold, from its key neurons."""
     input:
         f"{RESULTS}/keys/{{model}}/{{task}}.npz",
     output:
@@ -35,16 +36,17 @@ rule compute_mui:
         "../../envs/tables.yaml"
     params:
         thresholds=config["thresholds"],
-        correct_only="--correct-only" if config["correct_only"] else "",
+        correct_only=["--correct-only"] if config["correct_only"] else [],
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui mui --group {input:q} --thresholds {params.thresholds} \
-            {params.correct_only} --out {output:q} 2>{log:q}
+        r"""
+        moemui mui --group {input:q} --thresholds {params.thresholds:q} \
+            {params.correct_only:q} --out {output:q} 2>{log:q}
         """
 
 
 rule aggregate_mui:
+    """Concatenate the cells' MUI tables into one."""
     input:
         expand(
             f"{RESULTS}/tables/mui/{{cell}}.csv", cell=[f"{m}/{t}" for m, t in CELLS]
@@ -58,12 +60,13 @@ rule aggregate_mui:
     conda:
         "../../envs/tables.yaml"
     shell:
-        """
+        r"""
         moemui concat {input:q} --out {output:q} 2>{log:q}
         """
 
 
 rule tabulate_performance:
+    """Accuracy per model and task, from the responses."""
     input:
         expand(
             f"{RESULTS}/responses/{{cell}}.jsonl", cell=[f"{m}/{t}" for m, t in CELLS]
@@ -77,14 +80,19 @@ rule tabulate_performance:
     conda:
         "../../envs/tables.yaml"
     params:
+        # each responses file's model and task, in the order of the input
+        models=[m for m, _ in CELLS],
+        tasks=[t for _, t in CELLS],
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui performance {input:q} --out {output:q} 2>{log:q}
+        r"""
+        moemui performance {input:q} --model-ids {params.models:q} \
+            --task-ids {params.tasks:q} --out {output:q} 2>{log:q}
         """
 
 
 rule tabulate_trajectory:
+    """MUI and accuracy along each checkpoint series, with their phases."""
     input:
         mui=f"{RESULTS}/tables/mui.csv",
         performance=f"{RESULTS}/tables/performance.csv",
@@ -100,7 +108,7 @@ rule tabulate_trajectory:
         series=json.dumps(SERIES),
         version=MOEMUI_VERSION,
     shell:
-        """
+        r"""
         moemui trajectory --mui {input.mui:q} --performance {input.performance:q} \
             --series {params.series:q} --out {output:q} 2>{log:q}
         """

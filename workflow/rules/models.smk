@@ -1,4 +1,5 @@
 rule build_model:
+    """Build a builtin tiny MoE from its recipe and seed, and save it."""
     output:
         directory(f"{RESULTS}/models/{{model}}"),
     log:
@@ -11,13 +12,14 @@ rule build_model:
         seed=lambda wc: MODELS[wc.model]["seed"],
         version=MOEMUI_VERSION,
     shell:
-        """
+        r"""
         moemui build-model --recipe {params.recipe:q} --seed {params.seed:q} \
             --out {output:q} 2>{log:q}
         """
 
 
 rule train_model:
+    """Train a tiny MoE recipe on the built-in tasks, saving its checkpoints."""
     output:
         directory(f"{RESULTS}/training/{{recipe}}"),
     log:
@@ -31,7 +33,7 @@ rule train_model:
         spec=lambda wc: recipe_spec(wc.recipe),
         version=MOEMUI_VERSION,
     shell:
-        """
-        moemui --threads {threads} train --recipe {wildcards.recipe:q} \
+        r"""
+        moemui --threads {threads:q} train --recipe {wildcards.recipe:q} \
             --out {output:q} 2>{log:q}
         """

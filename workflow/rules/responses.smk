@@ -4,17 +4,19 @@ GENERATE_PARAMS = dict(
     source=get_model_source,
     revision=lambda wc: MODELS[wc.model]["revision"],
     dtype=lambda wc: MODELS[wc.model]["dtype"],
-    load=get_load_flags,
+    load=get_load_args,
     batch_size=config["generation"]["batch_size"],
     max_new_tokens=get_max_new_tokens,
     reasoning=lambda wc: MODELS[wc.model]["reasoning"],
     template_kwargs=get_template_kwargs,
-    imported=get_import_flag,
+    imported=get_import_args,
     version=MOEMUI_VERSION,
 )
 
 
 rule generate_responses:
+    """Greedy responses of a model to an unsharded task (or its responses made elsewhere,
+    imported), scored against the references."""
     input:
         model=get_model_dir,
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
@@ -34,4 +36,4 @@ rule generate_responses:
     params:
         **GENERATE_PARAMS,
     shell:
-        generate_shell()
+        generate_command()

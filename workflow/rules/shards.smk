@@ -7,6 +7,8 @@
 
 
 rule generate_shard:
+    """Greedy responses of a model to one shard (a contiguous range of samples) of a
+    sharded task."""
     input:
         model=get_model_dir,
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
@@ -29,10 +31,11 @@ rule generate_shard:
         **GENERATE_PARAMS,
         shard=shard_flag,
     shell:
-        generate_shell("--shard {params.shard} ")
+        generate_command("--shard {params.shard:q}")
 
 
 rule gather_responses:
+    """Join the responses of a cell's shards into the one responses file."""
     input:
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         parts=get_response_shards,
@@ -49,13 +52,14 @@ rule gather_responses:
     params:
         **GENERATE_PARAMS,
     shell:
-        """
-        moemui gather-responses --tasks {input.tasks:q} --parts {input.parts:q} \
+        r"""
+        moemui gather-responses --task-file {input.tasks:q} --parts {input.parts:q} \
             --out {output:q} 2>{log:q}
         """
 
 
 rule capture_shard:
+    """Capture the contribution scores of one shard of a sharded task's responses."""
     input:
         model=get_model_dir,
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
@@ -82,10 +86,11 @@ rule capture_shard:
         **CAPTURE_PARAMS,
         shard=shard_flag,
     shell:
-        capture_shell("--shard {params.shard} ")
+        capture_command("--shard {params.shard:q}")
 
 
 rule gather_store:
+    """Join the store groups of a cell's shards into its one store group."""
     input:
         tasks=f"{RESULTS}/tasks/{{task}}.jsonl",
         parts=get_capture_shards,
@@ -103,7 +108,7 @@ rule gather_store:
     params:
         **CAPTURE_PARAMS,
     shell:
-        """
-        moemui gather-store --tasks {input.tasks:q} --parts {input.parts:q} \
+        r"""
+        moemui gather-store --task-file {input.tasks:q} --parts {input.parts:q} \
             --out {output:q} 2>{log:q}
         """

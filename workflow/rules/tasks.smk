@@ -1,4 +1,5 @@
 rule make_task:
+    """Materialise a config task's samples as JSONL."""
     input:
         get_task_file,
     output:
@@ -13,6 +14,6 @@ rule make_task:
         spec=lambda wc: json.dumps(task_spec(wc.task), sort_keys=True),
         version=MOEMUI_VERSION,
     shell:
-        """
+        r"""
         moemui make-task --spec {params.spec:q} --out {output:q} 2>{log:q}
         """

@@ -1,6 +1,6 @@
 """The analyses of SPEC §4-§6, one module per concern.
 
 Every module holds pure functions (``xr.Dataset -> pd.DataFrame`` or
-``pd.DataFrame -> pd.DataFrame``); :mod:`moemui.analyses.steps` does the file I/O for
+``pd.DataFrame -> pd.DataFrame``); :mod:`moemui.steps.analyses` does the file I/O for
 the workflow's rules. torch loads only in :mod:`moemui.analyses.ablation`'s model steps.
 """

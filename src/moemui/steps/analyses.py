@@ -1,89 +1,27 @@
-"""The analysis rules' steps: read tables and store groups, write tidy CSV tables.
-
-Each rule of ``workflow/rules/analyses.smk`` calls exactly one of these functions
-(through the ``moemui`` CLI); the statistics live in the pure modules beside this one.
-"""
+"""The analysis steps (SPEC §4-§6): tidy tables from the groups' key neurons and from
+the MUI and performance tables, and the ablation of key neurons; the statistics live in
+the pure modules of :mod:`moemui.analyses`."""
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from moemui.analyses.diversity import diversity_table
 from moemui.analyses.experts import expert_tables, top_experts, top_key_experts
-from moemui.analyses.keys import GroupKeys, as_keys
+from moemui.analyses.keys import GroupKeys
 from moemui.analyses.performance import family_fits, mui_performance
 from moemui.analyses.robustness import robustness_table
+from moemui.defaults import default
 from moemui.errors import MoemuiError
-from moemui.pipeline import write_csv
-from moemui.store import CorruptGroupError, not_a_group, open_group, unusable
+from moemui.steps.metrics import named, read_keys
+from moemui.steps.tables import read_csv, write_csv
+from moemui.tasks import read_samples
 
 log = logging.getLogger(__name__)
-
-
-def split_group(path: str | os.PathLike) -> tuple[Path, str, str]:
-    """A store group directory ``STORE/{model}/{task}`` -> (store, model, task)."""
-    group = Path(path)
-    return group.parent.parent, group.parent.name, group.name
-
-
-def _group_keys(path: str | os.PathLike, thresholds: list[float]) -> GroupKeys:
-    """Check a store group directory and derive its keys, verifying what is read; it
-    only reads (a path that is not a group, or a group that cannot be used, is one
-    :class:`MoemuiError` line naming it and how to capture it again)."""
-    why = not_a_group(path)
-    if why:
-        raise MoemuiError(why)
-    store, model, task = split_group(path)
-    ds = open_group(store, model, task)
-    try:
-        return GroupKeys.from_group(ds, thresholds, model, task, verify=True)
-    except CorruptGroupError as err:
-        raise unusable(store, model, task, str(err)) from None
-    except MoemuiError as err:
-        raise MoemuiError(f"{model}/{task}: {err}") from None
-
-
-def read_keys(path: str | os.PathLike, thresholds: list[float]) -> GroupKeys:
-    """The key neurons of one group at ``thresholds``: a key-neuron file (``.npz``,
-    written by :func:`derive_keys`) is read as it is; a store group directory is
-    checked, read once (verifying every value read) and its keys derived."""
-    if Path(path).suffix == ".npz":
-        keys = GroupKeys.load(path)
-        return _named(keys.model, keys.task, as_keys, keys, thresholds)
-    return _group_keys(path, thresholds)
-
-
-def derive_keys(
-    group: str | os.PathLike, thresholds: list[float], out: str | os.PathLike
-) -> GroupKeys:
-    """Read a store group's score arrays once and write its key neurons at every
-    threshold (:class:`GroupKeys`) to ``out``: what every table of the group reads."""
-    keys = _group_keys(group, thresholds)
-    model, task = keys.model, keys.task
-    keys.save(out)
-    n = {v: int(keys.keys[v][0][-1]) for v in keys.variants}
-    log.info("key neurons of %s/%s at %s: %s", model, task, thresholds, n)
-    return keys
-
-
-def _named(model: str, task: str, fn, *args):
-    """``fn(*args)``, with a known failure naming the store group."""
-    try:
-        return fn(*args)
-    except MoemuiError as err:
-        raise MoemuiError(f"{model}/{task}: {err}") from None
-
-
-def _read_csv(path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, keep_default_na=True)
-    except FileNotFoundError:
-        raise MoemuiError(f"{path}: file not found") from None
 
 
 def tabulate_experts(
@@ -98,12 +36,12 @@ def tabulate_experts(
 ) -> None:
     """Per-expert, key-expert and top-expert tables (by activation rate, ``out_top``;
     by key rate, ``out_top_key``) over every group (key-neuron files or store group
-    directories, :func:`read_keys`)."""
+    directories, :func:`~moemui.steps.metrics.read_keys`)."""
     experts, key_experts, tops = [], [], []
     for path in groups:
         keys = read_keys(path, thresholds)
         model, task = keys.model, keys.task
-        e, k = _named(model, task, expert_tables, keys, thresholds, rhos, model, task)
+        e, k = named(model, task, expert_tables, keys, thresholds, rhos, model, task)
         experts.append(e)
         key_experts.append(k)
         tops.append(top_experts(keys, model, task, top))
@@ -122,7 +60,7 @@ def tabulate_robustness(
     out: str | os.PathLike,
 ) -> pd.DataFrame:
     """Threshold and method robustness from the MUI, key-expert and expert tables."""
-    table = robustness_table(_read_csv(mui), _read_csv(key_experts), _read_csv(experts))
+    table = robustness_table(read_csv(mui), read_csv(key_experts), read_csv(experts))
     write_csv(table, out)
     return table
 
@@ -135,7 +73,7 @@ def tabulate_mui_performance(
     out_fits: str | os.PathLike,
 ) -> None:
     """MUI against accuracy per model and task, and the per-family log fits."""
-    table = mui_performance(_read_csv(mui), _read_csv(performance), models)
+    table = mui_performance(read_csv(mui), read_csv(performance), models)
     write_csv(table, out_table)
     write_csv(family_fits(table), out_fits)
 
@@ -149,7 +87,7 @@ def tabulate_diversity(
     out: str | os.PathLike,
 ) -> pd.DataFrame:
     """MUI of seeded random subsets of each task and of an equal-size mix, per model,
-    from each group's key neurons (:func:`read_keys`)."""
+    from each group's key neurons (:func:`~moemui.steps.metrics.read_keys`)."""
     by_model: dict[str, dict[str, GroupKeys]] = {}
     for path in groups:
         keys = read_keys(path, thresholds)
@@ -161,7 +99,7 @@ def tabulate_diversity(
         for task, keys in per_task.items():
             for variant in keys.variants:
                 for tau in thresholds:
-                    per_sample = _named(model, task, keys.sets, variant, tau)
+                    per_sample = named(model, task, keys.sets, variant, tau)
                     sets.setdefault((variant, float(tau)), {})[task] = per_sample
         frames.append(diversity_table(sets, total, sizes, draws, seed, model))
     table = pd.concat(frames, ignore_index=True)
@@ -182,11 +120,11 @@ def ablate(
     batch_size: int,
     out: str | os.PathLike,
     revision: str | None = None,
-    dtype: str = "float32",
+    dtype: str | None = None,
     device: str = "auto",
     trust_remote_code: bool = False,
     device_map: str | None = None,
-    reasoning: str = "none",
+    reasoning: str | None = None,
     template_kwargs: dict | None = None,
 ) -> pd.DataFrame:
     """Accuracy with the key neurons of (model, task, variant) zeroed at each of
@@ -195,7 +133,9 @@ def ablate(
 
     The key neurons are those of the first ``n_samples`` samples of the group (a
     key-neuron file holding ``thresholds``, or a store group directory, which serves any
-    threshold up to its ``max_threshold``; :func:`read_keys`).
+    threshold up to its ``max_threshold``; :func:`~moemui.steps.metrics.read_keys`).
+    ``dtype``, ``reasoning``: None is the config's default (``models.dtype``,
+    ``models.reasoning``).
     """
     import torch
 
@@ -203,8 +143,9 @@ def ablate(
     from moemui.analyses.ablation import ablation_table, neurons_from_flat, zeroed_neurons
     from moemui.generate import generate_responses
     from moemui.sources import load_model
-    from moemui.tasks import read_samples
 
+    dtype = default("models.dtype") if dtype is None else dtype
+    reasoning = default("models.reasoning") if reasoning is None else reasoning
     thresholds = sorted({float(t) for t in thresholds})
     keys = read_keys(group, thresholds)
     task = keys.task
@@ -215,7 +156,7 @@ def ablate(
     n_exp, n_neu = keys.n_experts, keys.n_neurons
     key: dict[float, list] = {}
     for tau in thresholds:
-        sets = _named(keys.model, task, keys.sets, variant, tau)
+        sets = named(keys.model, task, keys.sets, variant, tau)
         flat = np.unique(np.concatenate(sets)) if sets else np.array([], dtype=np.int64)
         key[tau] = neurons_from_flat(flat, keys.layers, n_exp, n_neu)
         if not key[tau]:
@@ -261,7 +202,7 @@ def aggregate_ablation(
     :func:`moemui.analyses.ablation.ablation_summary`)."""
     from moemui.analyses.ablation import ablation_summary
 
-    table = pd.concat([_read_csv(t) for t in tables], ignore_index=True)
+    table = pd.concat([read_csv(t) for t in tables], ignore_index=True)
     summary = ablation_summary(table)
     write_csv(table, out)
     write_csv(summary, out_summary)

@@ -1,0 +1,41 @@
+"""The chart steps: draw a chart from its tables into its files, and write the Vega
+script the chart pages inline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from moemui.charts import make_chart, save_chart, vega_bundle
+from moemui.errors import MoemuiError
+from moemui.io import atomic_write_text
+
+
+def draw_chart(
+    name: str,
+    tables: list[str | os.PathLike],
+    paths: dict[str, str | os.PathLike | None],
+    variant: str | None = None,
+    threshold: float | None = None,
+    bundle: str | os.PathLike | None = None,
+) -> None:
+    """Draw chart ``name`` (:data:`moemui.charts.CHARTS`) from its table files, at the
+    focus ``variant`` and ``threshold`` where it shows them, into ``paths`` (format ->
+    file; a None file is not written); ``bundle``: the script of
+    :func:`write_vega_bundle` the HTML page inlines (built when None)."""
+    frames = []
+    for path in tables:
+        try:
+            frames.append(pd.read_csv(path))
+        except FileNotFoundError:
+            raise MoemuiError(f"{path}: file not found") from None
+    chart = make_chart(name, frames, variant, threshold)
+    script = Path(bundle).read_text(encoding="utf-8") if bundle else None
+    save_chart(chart, {fmt: path for fmt, path in paths.items() if path}, script)
+
+
+def write_vega_bundle(out: str | os.PathLike) -> None:
+    """Write Vega, Vega-Lite and Vega-Embed as one script (:func:`moemui.charts.vega_bundle`)."""
+    atomic_write_text(out, vega_bundle())
