@@ -12,7 +12,9 @@ per group (``results/keys/{model}/{task}.npz``, rule ``derive_keys``).
 
 Flat indices run over ``(layer position, expert, neuron)`` in C order, so ``index // N``
 is the flat ``(layer position, expert)`` index and ``index // (E * N)`` the layer
-position (``layers[position]`` is its decoder layer).
+position (``layers[position]`` is its decoder layer; the two differ where the first
+decoder layers are dense). :meth:`GroupKeys.unravel` gives the decoder-layer
+coordinates; :func:`moemui.key_neurons` a table of them.
 """
 
 from __future__ import annotations
@@ -118,6 +120,22 @@ class GroupKeys:
         sample, index = self.entries(variant, tau)
         bounds = np.searchsorted(sample, np.arange(self.n_samples + 1))
         return [index[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def unravel(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(layer, expert, neuron)`` of flat indices, ``layer`` the decoder-layer index
+        (the store's ``layer`` coordinate), not the layer position.
+
+        Examples
+        --------
+        >>> keys = GroupKeys("m", "t", np.array(["s"]), None, None, np.array([1, 2]),
+        ...                  np.array(["routed"] * 2), 3, None, ())
+        >>> [a.tolist() for a in keys.unravel(np.array([0, 5, 7]))]  # position 0 is layer 1
+        [[1, 1, 2], [0, 1, 0], [0, 2, 1]]
+        """
+        position, expert, neuron = np.unravel_index(
+            np.asarray(index, dtype=np.int64), (self.n_layers, self.n_experts, self.n_neurons)
+        )
+        return np.asarray(self.layers, dtype=np.int64)[position], expert, neuron
 
     def head(self, n: int) -> GroupKeys:
         """The keys of the first ``n`` samples."""
@@ -330,6 +348,10 @@ def key_sets(
     thresholds: Iterable[float],
 ) -> dict[float, list[np.ndarray]]:
     """Per threshold, per sample: the flat indices of the sample's key neurons.
+
+    The indices run over ``(layer position, expert, neuron)`` (the module's docstring);
+    :meth:`GroupKeys.unravel` turns them into decoder-layer coordinates, and
+    :func:`moemui.key_neurons` gives them as a table.
 
     Examples
     --------
