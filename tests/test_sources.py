@@ -60,7 +60,7 @@ def test_revisions_offline_names_the_repository(tmp_path):
         env=env,
         timeout=120,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stderr.startswith(
         "ERROR: cannot list the revisions of allenai/OLMoE-1B-7B-0924: "
     ), proc.stderr
@@ -128,7 +128,7 @@ def test_unsupported_family_fails_with_its_reason(saved, capsys, monkeypatch):
     monkeypatch.setitem(UNSUPPORTED, "OlmoeForCausalLM", reason)
     path = saved("olmoe")
     code, _, err = _inspect([str(path)], capsys)
-    assert code == 2
+    assert code == 1
     assert err.strip().splitlines()[-1] == (
         f"ERROR: model {str(path)!r}: architecture OlmoeForCausalLM is not supported: {reason}"
     )
