@@ -251,17 +251,17 @@ def test_missing_inputs_end_in_one_error_line(tmp_path, capsys):
     from moemui.cli import main
 
     argv = ["robustness", "--mui", str(tmp_path / "no.csv"), "--key-experts", "k.csv"]
-    assert main([*argv, "--experts", "e.csv", "--out", str(tmp_path / "r.csv")]) == 2
+    assert main([*argv, "--experts", "e.csv", "--out", str(tmp_path / "r.csv")]) == 1
     err = capsys.readouterr().err
     assert f"ERROR: {tmp_path / 'no.csv'}: file not found" in err
     assert "Traceback" not in err
     group = str(tmp_path / "act.zarr" / "m" / "t")
     argv = ["experts", group, "--thresholds", "0.1", "--out-experts", "e", "--out-key-experts"]
-    assert main([*argv, "k", "--out-top", "t", "--out-top-key", "tk"]) == 2
+    assert main([*argv, "k", "--out-top", "t", "--out-top-key", "tk"]) == 1
     assert "no group m/t in the activations store" in capsys.readouterr().err
     group = _write_group(tmp_path / "act.zarr", "m", "t", 0)
     outs = ["k", "--out-top", "t", "--out-top-key", "tk"]
-    assert main([*argv[:2], "--thresholds", "0.2", *argv[4:], *outs]) == 2
+    assert main([*argv[:2], "--thresholds", "0.2", *argv[4:], *outs]) == 1
     assert "ERROR: m/t: k = 6 exceeds the 4 triple scores" in capsys.readouterr().err
-    assert main(["chart", "pie", str(tmp_path / "no.csv"), "--svg", "x.svg"]) == 2
+    assert main(["chart", "pie", str(tmp_path / "no.csv"), "--svg", "x.svg"]) == 1
     assert f"ERROR: {tmp_path / 'no.csv'}: file not found" in capsys.readouterr().err

@@ -57,7 +57,7 @@ def test_bad_task_files_fail_naming_file_and_line(tmp_path, capsys, content, mes
     path = tmp_path / "task.jsonl"
     path.write_bytes(content)
     spec = json.dumps({"id": "t", "source": f"jsonl:{path}"})
-    assert main(["make-task", "--spec", spec, "--out", str(tmp_path / "out.jsonl")]) == 2
+    assert main(["make-task", "--spec", spec, "--out", str(tmp_path / "out.jsonl")]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("ERROR: ") and str(path) in error and message in error
     assert not (tmp_path / "out.jsonl").exists()

@@ -7,6 +7,10 @@ key, both from :func:`validate_config` and through the workflow (``snakemake -n`
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -421,7 +425,9 @@ def test_validate_is_idempotent(tiny_config):
 def test_shipped_config_validates_with_defaults():
     with open(REPO_ROOT / "config" / "config.yaml", encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
-    validate_config(config, load_schema(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    validate_config(
+        config, load_schema(REPO_ROOT / "src" / "moemui" / "schemas" / "config.schema.yaml")
+    )
     models = all_models(config)
     assert [m["id"] for m in models] == [
         "olmoe-v1",
@@ -457,8 +463,46 @@ def test_shipped_config_validates_with_defaults():
 
 
 def test_package_schema_is_the_workflow_schema():
-    assert SCHEMA == REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    """The schema ships inside the package, and the workflow validates against that copy."""
+    assert SCHEMA == REPO_ROOT / "src" / "moemui" / "schemas" / "config.schema.yaml"
     assert load_schema() == load_schema(SCHEMA)
+    common = (REPO_ROOT / "workflow" / "rules" / "common.smk").read_text(encoding="utf-8")
+    assert "load_schema(SCHEMA)" in common
+    assert not (REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml").exists()  # one copy
+
+
+def test_installed_package_reads_its_schema(tmp_path):
+    """A non-editable install (no source checkout beside it) carries the schema: its
+    defaults read, from the installed copy."""
+    source, site = tmp_path / "source", tmp_path / "site"
+    # a copy of what the build reads: the build writes build/ and *.egg-info beside it
+    shutil.copytree(
+        REPO_ROOT / "src",
+        source / "src",
+        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"),
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    code = (
+        "import moemui.defaults as d; "
+        "print(d.SCHEMA); print(d.default('capture.batch_size')); print(d.default('models.dtype'))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    schema, batch, dtype = out.stdout.split()
+    assert schema == str(site / "moemui" / "schemas" / "config.schema.yaml")
+    assert (int(batch), dtype) == (
+        load_schema()["properties"]["capture"]["properties"]["batch_size"]["default"],
+        "float32",
+    )
 
 
 @pytest.mark.workflow

@@ -228,9 +228,9 @@ def mount():
 
 
 def _last_error(argv: list[str]) -> str:
-    """The exit code 2 and the ERROR line of ``moemui ARGV``."""
+    """The exit code 1 and the ERROR line of ``moemui ARGV``."""
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]
     return done.stderr.strip().splitlines()[-1]
 
 

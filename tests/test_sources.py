@@ -34,6 +34,23 @@ def test_unknown_source_is_named(text):
         parse_source(text, "m")
 
 
+def test_relative_directory_that_exists_is_local(tmp_path, monkeypatch):
+    """A relative path without ./ is a local directory when it is there (from the working
+    directory); the same string is a Hub id, or no source at all, when it is not."""
+    monkeypatch.chdir(tmp_path)
+    nested, hub_like = "results/training/olmoe_v2/step-00600", "mm/olmoe"
+    assert parse_source(hub_like) == ModelSource("hub", hub_like)
+    with pytest.raises(MoemuiError, match="unknown model source 'results/training/"):
+        parse_source(nested, "m")
+    (tmp_path / nested).mkdir(parents=True)
+    (tmp_path / hub_like).mkdir(parents=True)
+    assert parse_source(nested) == ModelSource("local", nested)
+    assert parse_source(hub_like) == ModelSource("local", hub_like)
+    (tmp_path / "olmoe").write_text("a file, not a directory")
+    with pytest.raises(MoemuiError, match="unknown model source 'olmoe'"):
+        parse_source("olmoe", "m")
+
+
 def test_revisions_offline_names_the_repository(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
     proc = subprocess.run(
@@ -43,7 +60,7 @@ def test_revisions_offline_names_the_repository(tmp_path):
         env=env,
         timeout=120,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stderr.startswith(
         "ERROR: cannot list the revisions of allenai/OLMoE-1B-7B-0924: "
     ), proc.stderr
@@ -111,7 +128,7 @@ def test_unsupported_family_fails_with_its_reason(saved, capsys, monkeypatch):
     monkeypatch.setitem(UNSUPPORTED, "OlmoeForCausalLM", reason)
     path = saved("olmoe")
     code, _, err = _inspect([str(path)], capsys)
-    assert code == 2
+    assert code == 1
     assert err.strip().splitlines()[-1] == (
         f"ERROR: model {str(path)!r}: architecture OlmoeForCausalLM is not supported: {reason}"
     )

@@ -650,7 +650,7 @@ def test_dense_model_is_rejected(command, dense_model_dir, cell_files, tmp_path,
 
     out = _out_path(tmp_path, command, "dense-llama")
     argv = _model_argv(command, "dense-llama", str(dense_model_dir), cell_files, out)
-    assert main(argv) == 2
+    assert main(argv) == 1
     line = _error_line(capsys)
     assert "model 'dense-llama'" in line
     assert "LlamaForCausalLM" in line
@@ -665,7 +665,7 @@ def test_missing_local_model_is_rejected(command, cell_files, tmp_path, capsys):
 
     missing = tmp_path / "no-such-model"
     out = _out_path(tmp_path, command, "ghost")
-    assert main(_model_argv(command, "ghost", str(missing), cell_files, out)) == 2
+    assert main(_model_argv(command, "ghost", str(missing), cell_files, out)) == 1
     line = _error_line(capsys)
     assert line == f"ERROR: model 'ghost': local model directory {missing} does not exist"
     assert not out.exists()
@@ -699,7 +699,7 @@ def test_hub_model_offline_without_cache_is_rejected(
 
     hub_id = "moemui-tests/no-such-moe"
     out = _out_path(tmp_path, command, "hub-moe")
-    assert main(_model_argv(command, "hub-moe", hub_id, cell_files, out)) == 2
+    assert main(_model_argv(command, "hub-moe", hub_id, cell_files, out)) == 1
     line = _error_line(capsys)
     assert line.startswith(f"ERROR: model 'hub-moe': cannot load Hub model {hub_id} (revision ")
     assert not out.exists()

@@ -2,7 +2,8 @@
 
 The workflow fills a config's unset keys from the schema's ``default`` entries; the CLI's
 flags and the functions behind them take the same values from here, so a default is
-written once, in ``workflow/schemas/config.schema.yaml``.
+written once, in the schema the package ships (``moemui/schemas/config.schema.yaml``,
+:data:`SCHEMA`), which the workflow validates a config against.
 
 Examples
 --------
@@ -24,13 +25,14 @@ import yaml
 
 from moemui.errors import MoemuiError
 
-#: The config schema: the workflow validates a config against it (:mod:`moemui.config`)
+#: The config schema, package data (found in a source checkout and in an installed
+#: package alike): the workflow validates a config against it (:mod:`moemui.config`)
 #: and every default is read from it.
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
-    """The schema at ``path`` (default: the workflow's), as a mapping."""
+    """The schema at ``path`` (default: the package's, :data:`SCHEMA`), as a mapping."""
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 

@@ -8,11 +8,14 @@ A config model's ``source`` is one of
 ``trained:<recipe>`` or ``trained:<recipe>@<step>``
     a tiny MoE trained by the workflow (:data:`moemui.recipes.TRAINED_RECIPES`) under
     ``results/training/{recipe}``: the final checkpoint, or the one saved at ``step``;
-``local:<path>`` or a path starting with ``/``, ``./``, ``../`` or ``~``
-    a directory written by ``save_pretrained``;
+``local:<path>`` or a path
+    a directory written by ``save_pretrained``; a path starts with ``/``, ``./``,
+    ``../`` or ``~``, or is a relative path (from the working directory) to a directory
+    that exists;
 ``<org>/<name>``
     a Hugging Face Hub id, with the model's ``revision`` (default ``main``); used from
-    the local cache when offline (``HF_HUB_OFFLINE=1``).
+    the local cache when offline (``HF_HUB_OFFLINE=1``). A directory of that name,
+    relative to the working directory, is taken instead (see :func:`parse_source`).
 
 This module is the one place that reads a source: the config's checks, the workflow
 and the CLI call :func:`parse_source` and the helpers after it. Everything loads through
@@ -52,7 +55,20 @@ class ModelSource:
 
 
 def parse_source(source: str, model: str = "model") -> ModelSource:
-    """Parse a config ``source`` string.
+    """Parse a config ``source`` string (or the CLI's ``--source``, ``moemui inspect``'s
+    argument).
+
+    In order: the ``builtin:``, ``trained:`` and ``local:`` prefixes; a path that says
+    it is one (``/``, ``./``, ``../``, ``~``); a relative path to a directory that
+    exists (``results/training/olmoe_v2/step-00600``, relative to the working
+    directory); a Hub id ``<org>/<name>``. So ``org/name`` is a Hub id unless a
+    directory ``org/name`` is there; a path that is neither (no such directory, and not
+    an ``<org>/<name>``) is an error.
+
+    Raises
+    ------
+    MoemuiError
+        ``model '<model>': unknown model source ...`` for a string that is none of these.
 
     Examples
     --------
@@ -62,6 +78,8 @@ def parse_source(source: str, model: str = "model") -> ModelSource:
     ModelSource(kind='hub', ref='allenai/OLMoE-1B-7B-0924')
     >>> parse_source("./checkpoints/step100")
     ModelSource(kind='local', ref='./checkpoints/step100')
+    >>> parse_source("mm/olmoe")  # no directory mm/olmoe here
+    ModelSource(kind='hub', ref='mm/olmoe')
     """
     if not isinstance(source, str) or not source:
         raise MoemuiError(f"model {model!r}: source must be a non-empty string")
@@ -71,13 +89,14 @@ def parse_source(source: str, model: str = "model") -> ModelSource:
         return ModelSource("trained", source.removeprefix("trained:"))
     if source.startswith("local:"):
         return ModelSource("local", source.removeprefix("local:"))
-    if source.startswith(("/", "./", "../", "~")):
+    if source.startswith(("/", "./", "../", "~")) or Path(source).is_dir():
         return ModelSource("local", source)
     if _HUB_ID.match(source):
         return ModelSource("hub", source)
     raise MoemuiError(
         f"model {model!r}: unknown model source {source!r}; expected builtin:<recipe>, "
-        "trained:<recipe>[@<step>], local:<path>, a path, or a Hub id <org>/<name>"
+        "trained:<recipe>[@<step>], local:<path>, a path (starting with /, ./, ../ or ~, "
+        "or a directory that exists), or a Hub id <org>/<name>"
     )
 
 

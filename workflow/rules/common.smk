@@ -5,6 +5,7 @@ from pathlib import Path
 from moemui import __version__ as MOEMUI_VERSION
 from moemui.cache import install as install_cache_guard
 from moemui.config import (
+    SCHEMA,
     all_models,
     check_config_files,
     config_hash,
@@ -22,13 +23,11 @@ from moemui.tasks import parse_task_source
 from moemui.train import checkpoint_dir
 
 try:
-    # The main process also reads local benchmark datasets (as their make_task jobs
-    # will), so that their mistakes fail here; the jobs' processes skip that read.
-    validate_config(
-        config,
-        load_schema(workflow.source_path("../schemas/config.schema.yaml")),
-        read_data=workflow.is_main_process,
-    )
+    # Against the schema the package ships (moemui/schemas/config.schema.yaml), the one
+    # the CLI's defaults are read from. The main process also reads local benchmark
+    # datasets (as their make_task jobs will), so that their mistakes fail here; the
+    # jobs' processes skip that read.
+    validate_config(config, load_schema(SCHEMA), read_data=workflow.is_main_process)
 except MoemuiError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 

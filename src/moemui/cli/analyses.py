@@ -85,22 +85,30 @@ def cmd_aggregate_ablation(args: argparse.Namespace) -> None:
 
 
 _GROUPS_HELP = "group directories STORE/{model}/{task} or their key-neuron files (.npz)"
+_THRESHOLDS_HELP = "key-neuron thresholds, fractions in (0, 1)"
 
 
 def register(sub) -> None:
     """Add the analysis commands to the subparsers ``sub``."""
     p = sub.add_parser("experts", help="key rates, key-expert proportions and top experts")
     p.add_argument("groups", nargs="+", help=_GROUPS_HELP)
-    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True)
-    p.add_argument("--rho", type=RHO, nargs="*", default=[], help="key_rate cut-offs (0 too)")
+    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True, help=_THRESHOLDS_HELP)
+    p.add_argument(
+        "--rho",
+        type=RHO,
+        nargs="*",
+        default=[],
+        help="key_rate cut-offs of the key-expert table, in [0, 1) (default: none; rho = 0 "
+        "is always reported)",
+    )
     p.add_argument(
         "--top",
         type=int_in(1, MAX_TOP_EXPERTS),
         default=default("analyses.top_experts"),
         help="experts kept per cell in each top-experts table (default: %(default)s)",
     )
-    p.add_argument("--out-experts", required=True)
-    p.add_argument("--out-key-experts", required=True)
+    p.add_argument("--out-experts", required=True, help="per expert: rates per threshold (CSV)")
+    p.add_argument("--out-key-experts", required=True, help="key-expert proportions per rho (CSV)")
     p.add_argument("--out-top", required=True, help="top experts by activation rate (CSV)")
     p.add_argument(
         "--out-top-key",
@@ -110,29 +118,36 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_experts)
 
     p = sub.add_parser("robustness", help="threshold and method robustness")
-    p.add_argument("--mui", required=True)
-    p.add_argument("--key-experts", required=True)
-    p.add_argument("--experts", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--mui", required=True, help="the MUI table (moemui mui, concatenated)")
+    p.add_argument("--key-experts", required=True, help="the key-expert table (moemui experts)")
+    p.add_argument("--experts", required=True, help="the per-expert table (moemui experts)")
+    p.add_argument("--out", required=True, help="the robustness table to write (CSV)")
     p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("mui-performance", help="MUI against accuracy, with per-family fits")
-    p.add_argument("--mui", required=True)
-    p.add_argument("--performance", required=True)
+    p.add_argument("--mui", required=True, help="the MUI table (moemui mui, concatenated)")
+    p.add_argument("--performance", required=True, help="the accuracy table (moemui performance)")
     p.add_argument("--models", required=True, help="JSON: {model id: {family, release, ...}}")
-    p.add_argument("--out", required=True)
-    p.add_argument("--out-fits", required=True)
+    p.add_argument("--out", required=True, help="MUI and accuracy per model and task (CSV)")
+    p.add_argument("--out-fits", required=True, help="the per-family log fits (CSV)")
     p.set_defaults(func=cmd_mui_performance)
 
     p = sub.add_parser("diversity", help="MUI of random subsets of samples")
     p.add_argument("groups", nargs="+", help=_GROUPS_HELP)
-    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True)
-    p.add_argument("--sizes", type=SAMPLES, nargs="+", required=True)
+    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True, help=_THRESHOLDS_HELP)
     p.add_argument(
-        "--draws", type=int_in(1, MAX_DRAWS), default=default("analyses.diversity.draws")
+        "--sizes", type=SAMPLES, nargs="+", required=True, help="subset sizes, in samples"
     )
-    p.add_argument("--seed", type=SEED, default=default("analyses.diversity.seed"))
-    p.add_argument("--out", required=True)
+    p.add_argument(
+        "--draws",
+        type=int_in(1, MAX_DRAWS),
+        default=default("analyses.diversity.draws"),
+        help="random subsets drawn per size",
+    )
+    p.add_argument(
+        "--seed", type=SEED, default=default("analyses.diversity.seed"), help="the draws' seed"
+    )
+    p.add_argument("--out", required=True, help="the diversity table to write (CSV)")
     p.set_defaults(func=cmd_diversity)
 
     p = sub.add_parser("ablate", help="accuracy with key or random neurons zeroed")
@@ -143,7 +158,9 @@ def register(sub) -> None:
         required=True,
         help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
     )
-    p.add_argument("--variant", required=True)
+    p.add_argument(
+        "--variant", required=True, help="the score variant whose key neurons are zeroed"
+    )
     p.add_argument(
         "--thresholds",
         type=THRESHOLD,
@@ -160,13 +177,26 @@ def register(sub) -> None:
         + " ".join(map(str, default("analyses.ablation.seeds")))
         + ")",
     )
-    p.add_argument("--n-samples", type=SAMPLES, default=default("analyses.ablation.n_samples"))
     p.add_argument(
-        "--max-new-tokens", type=NEW_TOKENS, default=default("analyses.ablation.max_new_tokens")
+        "--n-samples",
+        type=SAMPLES,
+        default=default("analyses.ablation.n_samples"),
+        help="the task's first samples, whose key neurons are zeroed and which are answered",
     )
-    p.add_argument("--batch-size", type=BATCH, default=default("generation.batch_size"))
+    p.add_argument(
+        "--max-new-tokens",
+        type=NEW_TOKENS,
+        default=default("analyses.ablation.max_new_tokens"),
+        help="the response budget, in tokens",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=BATCH,
+        default=default("generation.batch_size"),
+        help="prompts generated together",
+    )
     add_generation_args(p)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the cell's ablation table to write (CSV)")
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser(

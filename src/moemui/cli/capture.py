@@ -69,9 +69,9 @@ def register(sub) -> None:
     """Add the capture and store commands to the subparsers ``sub``."""
     p = sub.add_parser("capture", help="capture contribution scores into the store")
     add_model_args(p)
-    p.add_argument("--task-id", required=True)
+    p.add_argument("--task-id", required=True, help="the task's id (slug) in the config")
     add_task_file_arg(p, "the task's JSONL file")
-    p.add_argument("--responses", required=True)
+    p.add_argument("--responses", required=True, help="the responses to score (moemui generate)")
     p.add_argument("--out", required=True, help="the group directory: STORE/{model}/{task}")
     p.add_argument(
         "--variants",
@@ -80,14 +80,30 @@ def register(sub) -> None:
         default=[default("capture.variants")],
         help="the score variants (a list; items may also be comma-separated)",
     )
-    p.add_argument("--target", default=default("capture.target"), choices=["next", "same_position"])
-    p.add_argument("--max-threshold", type=THRESHOLD, default=default("capture.max_threshold"))
-    p.add_argument("--batch-size", type=BATCH, default=default("capture.batch_size"))
+    p.add_argument(
+        "--target",
+        default=default("capture.target"),
+        choices=["next", "same_position"],
+        help="the logit a position's score is of: the next token's (next) or the position's "
+        "own token's (same_position)",
+    )
+    p.add_argument(
+        "--max-threshold",
+        type=THRESHOLD,
+        default=default("capture.max_threshold"),
+        help="the largest threshold the stored scores serve (it sets K)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=BATCH,
+        default=default("capture.batch_size"),
+        help="sequences per batch",
+    )
     p.add_argument(
         "--batch-invariant",
         action=argparse.BooleanOptionalAction,
         default=default("capture.batch_invariant"),
-        help="one forward per sequence: scores bit-identical across batch sizes (default); "
+        help="one forward per sequence: scores bit-identical across batch sizes; "
         "--no-batch-invariant runs a batch as one padded forward (faster on GPUs; scores "
         "then agree across batch sizes to rounding)",
     )
@@ -95,14 +111,14 @@ def register(sub) -> None:
         "--keep",
         choices=["key", "all"],
         default=default("capture.keep"),
-        help="key (default): store only the scores of neurons that can be key at a "
-        "threshold <= --max-threshold (exact for every table); all: every neuron's score",
+        help="key: store only the scores of neurons that can be key at a threshold <= "
+        "--max-threshold (exact for every table); all: every neuron's score",
     )
     p.add_argument(
         "--tokens",
         choices=["all", "answer"],
         default=default("capture.tokens"),
-        help="all (default): score every response token; answer: only the final answer's",
+        help="all: score every response token; answer: only the final answer's",
     )
     p.add_argument(
         "--attrs", type=json_object, default="{}", help="extra group attributes, as JSON"

@@ -28,13 +28,19 @@ def register(sub) -> None:
     p.add_argument("tables", nargs="+", help="its tables, in order")
     p.add_argument("--variant", default="gate", help="the variant shown")
     p.add_argument("--threshold", type=THRESHOLD, default=0.001, help="the threshold shown")
-    p.add_argument("--bundle", default=None, help="a Vega script from `moemui vega-bundle`")
-    p.add_argument("--html", default=None, help="interactive page (Vega inlined)")
-    p.add_argument("--svg", default=None)
-    p.add_argument("--png", default=None)
-    p.add_argument("--spec", default=None, help="the Vega-Lite JSON")
+    p.add_argument(
+        "--bundle",
+        default=None,
+        help="the Vega script from `moemui vega-bundle` the page inlines (default: built now)",
+    )
+    p.add_argument(
+        "--html", default=None, help="interactive page, Vega inlined (default: not written)"
+    )
+    p.add_argument("--svg", default=None, help="static SVG (default: not written)")
+    p.add_argument("--png", default=None, help="static PNG (default: not written)")
+    p.add_argument("--spec", default=None, help="the Vega-Lite JSON (default: not written)")
     p.set_defaults(func=cmd_chart)
 
     p = sub.add_parser("vega-bundle", help="write the Vega script the chart pages inline")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the script to write (.js)")
     p.set_defaults(func=cmd_vega_bundle)

@@ -39,13 +39,16 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
     trajectory(args.mui, args.performance, json.loads(args.series), args.out)
 
 
+_THRESHOLDS = "key-neuron thresholds, fractions in (0, 1)"
+
+
 def register(sub) -> None:
     """Add the metric commands to the subparsers ``sub``."""
     p = sub.add_parser(
         "keys", help="read a store group once and write its key neurons at thresholds"
     )
     p.add_argument("--group", required=True, help="the group directory: STORE/{model}/{task}")
-    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True)
+    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True, help=_THRESHOLDS)
     p.add_argument("--out", required=True, help="the key-neuron file to write (.npz)")
     p.set_defaults(func=cmd_keys)
 
@@ -55,13 +58,13 @@ def register(sub) -> None:
         required=True,
         help="the group directory STORE/{model}/{task} or its key-neuron file (.npz)",
     )
-    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True)
+    p.add_argument("--thresholds", type=THRESHOLD, nargs="+", required=True, help=_THRESHOLDS)
     p.add_argument(
         "--correct-only",
         action="store_true",
         help="also MUI over the correctly answered samples (extra columns)",
     )
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the cell's MUI table to write (CSV)")
     p.set_defaults(func=cmd_mui)
 
     p = sub.add_parser("performance", help="accuracy per model and task")
@@ -78,17 +81,17 @@ def register(sub) -> None:
         default=None,
         help="each file's task id (default: its name without .jsonl)",
     )
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the accuracy table to write (CSV)")
     p.set_defaults(func=cmd_performance)
 
     p = sub.add_parser("concat", help="concatenate CSV tables")
-    p.add_argument("inputs", nargs="+")
-    p.add_argument("--out", required=True)
+    p.add_argument("inputs", nargs="+", help="CSV tables with the same columns")
+    p.add_argument("--out", required=True, help="their rows, in order, as one table (CSV)")
     p.set_defaults(func=cmd_concat)
 
     p = sub.add_parser("trajectory", help="MUI and performance along checkpoint series")
-    p.add_argument("--mui", required=True)
-    p.add_argument("--performance", required=True)
+    p.add_argument("--mui", required=True, help="the MUI table (moemui mui, concatenated)")
+    p.add_argument("--performance", required=True, help="the accuracy table (moemui performance)")
     p.add_argument("--series", required=True, help="JSON: [{id, checkpoints: [{model, step}]}]")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the trajectory table to write (CSV)")
     p.set_defaults(func=cmd_trajectory)

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from moemui.cli.args import REVISION_HELP, SOURCE_HELP
+
 
 def cmd_inspect(args: argparse.Namespace) -> None:
     from moemui.adapters import adapter_for
@@ -41,8 +43,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
 def register(sub) -> None:
     """Add the tool commands to the subparsers ``sub``."""
     p = sub.add_parser("inspect", help="print the MoE geometry of a model source")
-    p.add_argument("source", help="builtin:<recipe>, a model directory or a Hub id")
-    p.add_argument("--revision", default=None)
+    p.add_argument("source", help=SOURCE_HELP)
+    p.add_argument("--revision", default=None, help=REVISION_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_inspect)
 
@@ -58,7 +60,8 @@ def register(sub) -> None:
         "--configfile",
         nargs="+",
         default=[],
-        help="config files merged on top of --default, as snakemake --configfile does",
+        help="config files merged on top of --default, as snakemake --configfile does "
+        "(default: none)",
     )
     p.add_argument(
         "--default",

@@ -3,7 +3,7 @@
 One module per concern:
 
 :mod:`~moemui.config.schema`
-    the schema (``workflow/schemas/config.schema.yaml``): its defaults filled, its
+    the schema (``moemui/schemas/config.schema.yaml``): its defaults filled, its
     checks, finite JSON values;
 :mod:`~moemui.config.validate`
     :func:`validate_config`: the schema, then the checks a schema cannot express (every

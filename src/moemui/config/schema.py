@@ -1,4 +1,4 @@
-"""The config schema (``workflow/schemas/config.schema.yaml``; where it is and reading
+"""The config schema (``moemui/schemas/config.schema.yaml``; where it is and reading
 it: :mod:`moemui.defaults`, which reads every default from it) and the checks it makes.
 
 :func:`check_schema` fills a config's unset keys from the schema's defaults and fails
@@ -85,7 +85,7 @@ def _check_values(node, path: list) -> None:
 
 
 def check_schema(config: dict, schema: dict | None = None) -> None:
-    """Check ``config`` (a mapping) against ``schema`` (default: the workflow's), in
+    """Check ``config`` (a mapping) against ``schema`` (default: the package's), in
     place, filling the defaults.
 
     Raises

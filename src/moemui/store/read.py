@@ -9,17 +9,19 @@ that moves a group, out of the tree to ``<root.parent>/<root.name>.set-aside/``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shlex
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.errors import ZarrUserWarning
 
 from moemui.errors import MoemuiError
 from moemui.io import claim_dated_dir
@@ -45,10 +47,22 @@ class CorruptGroupError(MoemuiError):
     """A store group that exists but cannot be trusted (damaged or inconsistent)."""
 
 
+@contextlib.contextmanager
+def timestamp_ignored() -> Iterator[None]:
+    """Silence the one warning zarr gives on listing a group directory that holds
+    Snakemake's ``.snakemake_timestamp`` (every ``directory()`` output has it): "Object
+    at .snakemake_timestamp is not recognized as a component of a Zarr hierarchy".
+    Every other warning still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Object at \.snakemake_timestamp ", category=ZarrUserWarning
+        )
+        yield
+
+
 def group_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
     """A group's arrays (Snakemake's timestamp file in a group directory is not Zarr)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
+    with timestamp_ignored():
         return dict(group.arrays())
 
 
@@ -242,8 +256,7 @@ def open_group(root: str | os.PathLike, model: str, task: str) -> xr.Dataset:
     :meth:`moemui.analyses.keys.GroupKeys.from_group`)."""
     check_group(root, model, task)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
+        with timestamp_ignored():
             return xr.open_zarr(root, group=f"{model}/{task}", consolidated=False, chunks=None)
     except Exception as err:  # noqa: BLE001 - e.g. a coordinate's chunk fails to decode
         raise unusable(root, model, task, f"cannot be read ({error_text(err)})") from None
