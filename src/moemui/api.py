@@ -48,7 +48,6 @@ dense, layer 1 has two experts of three neurons):
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -60,7 +59,7 @@ from moemui.analyses.keys import GroupKeys, variants_of
 from moemui.errors import MoemuiError
 from moemui.metrics import mui_table
 from moemui.store import open_group as _open_checked_group
-from moemui.store import unusable, verify_group
+from moemui.store import timestamp_ignored, unusable, verify_group
 
 __all__ = [
     "NULLABLE_INTEGER_COLUMNS",
@@ -103,9 +102,6 @@ TEXT_COLUMNS = frozenset(
 #: ``Int64``, not as floats, in every table (so that tables join on them).
 NULLABLE_INTEGER_COLUMNS = frozenset({"release", "seed", "step"})
 
-#: What Snakemake leaves in a group directory it made; Zarr warns that it is not a node.
-_SNAKEMAKE_FILE_WARNING = "Object at .snakemake_timestamp is not recognized"
-
 
 def open_store(path: str | os.PathLike) -> xr.DataTree:
     """The activations store at ``path`` as a tree of its ``{model}/{task}`` groups.
@@ -146,9 +142,7 @@ def open_store(path: str | os.PathLike) -> xr.DataTree:
     """
     if not (Path(path) / "zarr.json").is_file():
         raise MoemuiError(f"{path}: not an activations store (no zarr.json)")
-    with warnings.catch_warnings():
-        # Snakemake's timestamp file in a group directory is not part of the store
-        warnings.filterwarnings("ignore", message=_SNAKEMAKE_FILE_WARNING)
+    with timestamp_ignored():  # Snakemake's timestamp files are not part of the store
         return xr.open_datatree(path, engine="zarr", consolidated=False, chunks=None)
 
 
