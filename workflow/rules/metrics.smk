@@ -52,7 +52,11 @@ rule aggregate_mui:
             f"{RESULTS}/tables/mui/{{cell}}.csv", cell=[f"{m}/{t}" for m, t in CELLS]
         ),
     output:
-        f"{RESULTS}/tables/mui.csv",
+        report(
+            f"{RESULTS}/tables/mui.csv",
+            category="Tables",
+            labels={"table": "MUI (per model, task, variant, threshold)"},
+        ),
     log:
         f"{RESULTS}/logs/aggregate_mui.log",
     benchmark:
@@ -72,7 +76,11 @@ rule tabulate_performance:
             f"{RESULTS}/responses/{{cell}}.jsonl", cell=[f"{m}/{t}" for m, t in CELLS]
         ),
     output:
-        f"{RESULTS}/tables/performance.csv",
+        report(
+            f"{RESULTS}/tables/performance.csv",
+            category="Tables",
+            labels={"table": "performance (accuracy per model and task)"},
+        ),
     log:
         f"{RESULTS}/logs/tabulate_performance.log",
     benchmark:
@@ -97,7 +105,11 @@ rule tabulate_trajectory:
         mui=f"{RESULTS}/tables/mui.csv",
         performance=f"{RESULTS}/tables/performance.csv",
     output:
-        f"{RESULTS}/tables/trajectory.csv",
+        report(
+            f"{RESULTS}/tables/trajectory.csv",
+            category="Tables",
+            labels={"table": "trajectories (MUI and accuracy per checkpoint)"},
+        ),
     log:
         f"{RESULTS}/logs/tabulate_trajectory.log",
     benchmark:
