@@ -231,6 +231,9 @@ def test_nothing_left_to_do_and_report(analyses_run, run_snakemake):
     assert proc.returncode == 0, proc.stdout[-3000:]
     text = report.read_text(encoding="utf-8", errors="replace")
     assert "key_experts.csv" in text and "ablation.html" in text
+    # the core tables are in the report too, under their labels
+    assert "MUI (per model, task, variant, threshold)" in text
+    assert "performance (accuracy per model and task)" in text
     # the captions name the tables under the config's results directory
     assert "results/tables/key_experts.csv" in text and "snakemake.config" not in text
 
