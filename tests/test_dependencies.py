@@ -112,3 +112,6 @@ def test_readme_and_ci_install_with_the_constraints():
     assert 'pip install -e ".[dev]" -c constraints.txt' in command
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install --quiet -e ".[dev]" -c constraints.txt' in ci
+    # and the second install, at the newest versions the ranges admit: no constraints
+    newest = ci[ci.index("NEWEST") :]
+    assert re.search(r'pip install --quiet -e "\.\[dev\]"\n', newest)
