@@ -1,7 +1,9 @@
-"""The per-stage conda envs: same pins as pyproject.toml, and each stage runs in its env.
+"""The per-stage conda envs: pyproject's packages at constraints.txt's versions, and each
+stage runs in its env.
 
 envs/tables.yaml has no torch, transformers or Altair: the table steps are run here
 with those packages made unimportable, on real files, to show they do not need them.
+That each env's versions are constraints.txt's is checked in tests/test_dependencies.py.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from moemui.store import verify_group
 
@@ -23,23 +27,26 @@ ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 #: What each stage's env adds to pyproject's core dependencies (its extras).
 STAGE_EXTRAS = {"model.yaml": ["model"], "tables.yaml": ["data"], "charts.yaml": ["charts"]}
-#: Packages the table steps must run without.
 
 
-def _pins(requirements) -> dict[str, str]:
-    out = {}
-    for req in requirements:
-        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(==|>=)\s*(\S+)", req.strip())
-        if match:
-            out[match[1].lower()] = match[2] + match[3]
-    return out
+def _names(requirements) -> list[str]:
+    """The package names of requirement strings (``moemui[...]`` self-references left out)."""
+    names = [canonicalize_name(Requirement(r).name) for r in requirements]
+    return [n for n in names if n != "moemui"]
 
 
-def _env_pins(env_file: Path) -> tuple[dict, list[str]]:
+def env_pins(env_file: Path) -> tuple[dict[str, str], list[str]]:
+    """An env file's pip section: ``{package: exact version}`` and its option lines."""
     env = yaml.safe_load(env_file.read_text())
     assert env["channels"] and "python=3.11" in env["dependencies"]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    return _pins(r for r in pip if not r.startswith("-")), [r for r in pip if r.startswith("-")]
+    pins = {}
+    for line in (r for r in pip if not r.startswith("-")):
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{env_file.name}: {line} is not an exact pin"
+        pins[canonicalize_name(req.name)] = spec.version
+    return pins, [r for r in pip if r.startswith("-")]
 
 
 def _rules() -> dict[str, str]:
@@ -53,21 +60,21 @@ def test_env_files_are_the_stages():
 
 
 @pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
-def test_env_pins_match_pyproject(env_file):
-    core = _pins(PROJECT["dependencies"])
+def test_env_names_pyprojects_core_and_stage_extras(env_file):
     extras = PROJECT["optional-dependencies"]
-    wanted = dict(core)
+    wanted = set(_names(PROJECT["dependencies"]))
     for extra in STAGE_EXTRAS[env_file.name]:
-        wanted.update(_pins(extras[extra]))
-    pinned, options = _env_pins(env_file)
-    assert pinned == wanted, f"{env_file.name} pins differ from pyproject's core + extras"
-    assert options == ["-e ../"], "the env installs the package itself from the checkout"
+        wanted |= set(_names(extras[extra]))
+    pinned, options = env_pins(env_file)
+    assert set(pinned) == wanted, f"{env_file.name} names other packages than pyproject"
+    # the constraints pin what the named packages pull in; then the package itself
+    assert options == ["-c ../constraints.txt", "-e ../"]
 
 
-def test_extras_cover_every_pin_once():
+def test_extras_name_every_package_once():
     extras = PROJECT["optional-dependencies"]
-    names = [n for group in ("model", "charts", "workflow", "data") for n in _pins(extras[group])]
-    names += list(_pins(PROJECT["dependencies"]))
+    names = [n for group in ("model", "charts", "workflow", "data") for n in _names(extras[group])]
+    names += _names(PROJECT["dependencies"])
     assert len(names) == len(set(names))
     assert extras["all"] == ["moemui[model,charts,workflow,data]"]
     assert "moemui[all]" in extras["dev"]
