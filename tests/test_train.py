@@ -78,3 +78,16 @@ def test_trained_source_references():
         parse_trained("olmoe_v2@151")
     with pytest.raises(MoemuiError, match="unknown trained recipe 'gpt5'"):
         parse_trained("gpt5")
+
+
+def test_training_logs_rate_and_eta(tmp_path, caplog):
+    torch.set_num_threads(1)
+    recipe = replace(TINY, steps=3, save_steps=(3,))
+    with caplog.at_level("INFO", logger="moemui.train"):
+        train("eta", tmp_path / "eta", recipe)
+    lines = [r.getMessage() for r in caplog.records if "3/3 step" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    # the last step: all done, a rate, nothing left to wait for, the batch's task and loss
+    assert lines[0].startswith("train eta: 3/3 step (100%), ")
+    assert " step/s, ETA 0.0 s; boolean_expressions loss " in lines[0]
+    assert "\r" not in lines[0]
