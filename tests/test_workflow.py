@@ -12,6 +12,7 @@ import copy
 import os
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,21 +284,31 @@ def test_store_tree_lists_every_model_and_cell(finished_run):
 
 @pytest.mark.workflow
 def test_readme_snippet_runs_on_the_store(finished_run, monkeypatch, capsys):
-    """The README's xarray snippet, run as written in the run's directory."""
+    """The README's Python snippets (the API, then the Dataset), run as written in the
+    run's directory, warnings as errors; the group they name, olmoe-v1/arithmetic of the
+    default run, is olmoe-tiny/arithmetic in this run (the only edit)."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    snippet = next(b for b in blocks if "open_datatree" in b)
-    assert (
-        'xr.open_datatree("results/activations.zarr", engine="zarr", consolidated=False)' in snippet
-    )
+    api = next(b for b in blocks if "moemui.open_store" in b)
+    dataset = next(b for b in blocks if 'scores = ds["score_glu"]' in b)
+    assert '"results/activations.zarr", "olmoe-v1", "arithmetic"' in api
     monkeypatch.chdir(finished_run.workdir)
     namespace: dict = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for snippet in (api, dataset):
+            snippet = snippet.replace('"olmoe-v1"', '"olmoe-tiny"')
+            exec(compile(snippet, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
-    for model in MODELS:
-        assert f"Group: /{model}" in printed
-    assert namespace["ds"].attrs["model"] == "olmoe-tiny"
+    assert set(namespace["tree"].children) == set(MODELS)
+    ds = namespace["ds"]
+    assert ds.attrs["model"] == "olmoe-tiny" and ds.attrs["task"] == "arithmetic"
     assert namespace["scores"].dims == ("sample", "layer", "expert", "neuron")
+    keys = namespace["keys"]
+    assert list(keys.columns) == ["sample", "layer", "expert", "neuron"]
+    assert set(keys["layer"]) <= set(ds["layer"].values.tolist())
+    assert "performance" in namespace["tables"] and "mui" in namespace["tables"]
+    assert "threshold" in printed and "accuracy" in printed
 
 
 @pytest.mark.workflow
