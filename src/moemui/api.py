@@ -58,6 +58,7 @@ import xarray as xr
 from moemui.analyses.keys import GroupKeys, variants_of
 from moemui.errors import MoemuiError
 from moemui.metrics import mui_table
+from moemui.steps.tables import NULLABLE_INTEGER_COLUMNS, TEXT_COLUMNS, read_typed
 from moemui.store import open_group as _open_checked_group
 from moemui.store import timestamp_ignored, unusable, verify_group
 
@@ -76,31 +77,6 @@ __all__ = [
 #: :func:`open_store`'s tree) or its key neurons already derived (``results/keys/
 #: {model}/{task}.npz``, :meth:`moemui.analyses.keys.GroupKeys.load`).
 Group = xr.Dataset | xr.DataTree | GroupKeys
-
-#: The text columns of the tables: read as text, an empty field as ``""`` (as written),
-#: so that an id such as ``NA`` or ``1`` reads back as itself.
-TEXT_COLUMNS = frozenset(
-    {
-        "analysis",
-        "compares",
-        "condition",
-        "expert_kind",
-        "family",
-        "model",
-        "phase",
-        "reason",
-        "series",
-        "statistic",
-        "task",
-        "variant",
-        "variant_a",
-        "variant_b",
-    }
-)
-#: The integer columns of the tables that may be empty (a model outside a series has no
-#: ``step``, the baseline of an ablation no ``seed``): read as pandas' nullable
-#: ``Int64``, not as floats, in every table (so that tables join on them).
-NULLABLE_INTEGER_COLUMNS = frozenset({"release", "seed", "step"})
 
 
 def open_store(path: str | os.PathLike) -> xr.DataTree:
@@ -366,24 +342,6 @@ def _tables_dir(results: str | os.PathLike) -> Path:
     return tables
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """A table written by :func:`moemui.steps.tables.write_csv`, with its dtypes."""
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except pd.errors.EmptyDataError:
-        raise MoemuiError(f"{path}: empty file, not a table") from None
-    text = [c for c in header if c in TEXT_COLUMNS]
-    table = pd.read_csv(
-        path,
-        dtype=dict.fromkeys(text, str),
-        keep_default_na=False,  # only an empty field is missing, and never a text
-        na_values={c: [""] for c in header if c not in TEXT_COLUMNS},
-    )
-    for column in NULLABLE_INTEGER_COLUMNS.intersection(table.columns):
-        table[column] = pd.to_numeric(table[column]).astype("Int64")
-    return table
-
-
 def read_table(results: str | os.PathLike, name: str) -> pd.DataFrame:
     """One table of ``results/tables/``, with its column types.
 
@@ -434,7 +392,7 @@ def read_table(results: str | os.PathLike, name: str) -> pd.DataFrame:
     if not path.is_file():
         have = ", ".join(p.stem for p in sorted(tables.glob("*.csv"))) or "none"
         raise MoemuiError(f"{path}: no such table (the tables there: {have})")
-    return _read_table(path)
+    return read_typed(path)
 
 
 def load_tables(results: str | os.PathLike) -> dict[str, pd.DataFrame]:
@@ -469,4 +427,4 @@ def load_tables(results: str | os.PathLike) -> dict[str, pd.DataFrame]:
     >>> tmp.cleanup()
     """
     tables = _tables_dir(results)
-    return {path.stem: _read_table(path) for path in sorted(tables.glob("*.csv"))}
+    return {path.stem: read_typed(path) for path in sorted(tables.glob("*.csv"))}

@@ -183,7 +183,7 @@ def hook_fused_experts(recorder: LayerRecorder, experts: nn.Module, layer_index:
                 f"{recorder.name}: layer {layer_index} experts computed {h.shape[0]} rows "
                 f"for {expert_ids.numel()} routed pairs"
             )
-        if experts.config._experts_implementation == "grouped_mm":
+        if impl == "grouped_mm":
             expert_g, perm = torch.sort(expert_ids)  # the implementation's own call
         else:  # batched_mm: rows in flat pair order
             expert_g, perm = torch.sort(expert_ids, stable=True)

@@ -1,5 +1,5 @@
-"""The steps' CSV tables: one writer (atomic, full precision, ``\\n`` line ends) and
-one reader."""
+"""The steps' CSV tables: one writer (atomic, full precision, ``\\n`` line ends), the
+steps' reader, and the typed reader of the Python API (:func:`read_typed`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,31 @@ import pandas as pd
 
 from moemui.errors import MoemuiError
 from moemui.io import atomic_write_text
+
+#: The text columns of the tables: read as text, an empty field as ``""`` (as written),
+#: so that an id such as ``NA`` or ``1`` reads back as itself.
+TEXT_COLUMNS = frozenset(
+    {
+        "analysis",
+        "compares",
+        "condition",
+        "expert_kind",
+        "family",
+        "model",
+        "phase",
+        "reason",
+        "series",
+        "statistic",
+        "task",
+        "variant",
+        "variant_a",
+        "variant_b",
+    }
+)
+#: The integer columns of the tables that may be empty (a model outside a series has no
+#: ``step``, the baseline of an ablation no ``seed``): read as pandas' nullable
+#: ``Int64``, not as floats, in every table (so that tables join on them).
+NULLABLE_INTEGER_COLUMNS = frozenset({"release", "seed", "step"})
 
 
 def write_csv(table: pd.DataFrame, out: str | os.PathLike) -> None:
@@ -38,6 +63,25 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
         return pd.read_csv(path, keep_default_na=True)
     except FileNotFoundError:
         raise MoemuiError(f"{path}: file not found") from None
+
+
+def read_typed(path: str | os.PathLike) -> pd.DataFrame:
+    """A table written by :func:`write_csv`, with its column types (the Python API's
+    reader): texts as text, nullable integers as ``Int64``, the rest as pandas infers."""
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise MoemuiError(f"{path}: empty file, not a table") from None
+    text = [c for c in header if c in TEXT_COLUMNS]
+    table = pd.read_csv(
+        path,
+        dtype=dict.fromkeys(text, str),
+        keep_default_na=False,  # only an empty field is missing, and never a text
+        na_values={c: [""] for c in header if c not in TEXT_COLUMNS},
+    )
+    for column in NULLABLE_INTEGER_COLUMNS.intersection(table.columns):
+        table[column] = pd.to_numeric(table[column]).astype("Int64")
+    return table
 
 
 def concat_tables(paths: list[str | os.PathLike], out: str | os.PathLike) -> pd.DataFrame:
