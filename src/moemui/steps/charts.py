@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from moemui.charts import make_chart, save_chart, vega_bundle
-from moemui.errors import MoemuiError
 from moemui.io import atomic_write_text
+from moemui.steps.tables import read_csv
 
 
 def draw_chart(
@@ -25,13 +23,7 @@ def draw_chart(
     focus ``variant`` and ``threshold`` where it shows them, into ``paths`` (format ->
     file; a None file is not written); ``bundle``: the script of
     :func:`write_vega_bundle` the HTML page inlines (built when None)."""
-    frames = []
-    for path in tables:
-        try:
-            frames.append(pd.read_csv(path))
-        except FileNotFoundError:
-            raise MoemuiError(f"{path}: file not found") from None
-    chart = make_chart(name, frames, variant, threshold)
+    chart = make_chart(name, [read_csv(path) for path in tables], variant, threshold)
     script = Path(bundle).read_text(encoding="utf-8") if bundle else None
     save_chart(chart, {fmt: path for fmt, path in paths.items() if path}, script)
 

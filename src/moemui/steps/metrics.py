@@ -80,9 +80,6 @@ def mui_cell(
     correctly answered samples only (extra columns).
 
     ``group`` is the store group directory or its key-neuron file (``.npz``)."""
-    from moemui.defaults import default
-
-    correct_only = default("correct_only") if correct_only is None else correct_only
     keys = read_keys(group, thresholds)
     table = mui_table(keys, thresholds, keys.model, keys.task, correct_only=correct_only)
     write_csv(table, out)
