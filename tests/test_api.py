@@ -3,7 +3,7 @@
 The store groups are written by :class:`moemui.store.StoreWriter` for a geometry whose
 first decoder layer is dense (MoE layers 1 and 2 of 3), so that a layer's position among
 the MoE layers and its decoder-layer index differ. The key neurons are computed here by
-brute force from the full score arrays, as SPEC §3 states the rule.
+brute force from the full score arrays, as docs/method.md §3 states the rule.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _write_group(root, model, task, ids, seed):
 
 
 def _brute_keys(score, pairtop, ids, tau):
-    """The key neurons as SPEC §3 defines them, by loops: at each MoE layer, theta is
+    """The key neurons as docs/method.md §3 defines them, by loops: at each MoE layer, theta is
     the k-th largest positive triple score (the smallest positive one when fewer are
     positive); a neuron is key when its score is >= theta and > 0."""
     k = max(1, math.floor(tau * N_LAYER + 1e-9))

@@ -1,4 +1,4 @@
-"""Bad data, each handled as documented (README, "Reliability").
+"""Bad data, each handled as documented (docs/store.md, "Reliability").
 
 - a task file with an empty prompt, non-UTF-8 bytes or duplicate ids: make-task fails,
   naming the file and line;

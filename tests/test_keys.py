@@ -1,5 +1,5 @@
 """Key neurons derived once per group (:class:`GroupKeys`): the same sets as the dense
-key-neuron mask of SPEC §3 at every threshold, a file that round-trips, and tables built
+key-neuron mask of docs/method.md §3 at every threshold, a file that round-trips, and tables built
 from that file alone, without the store."""
 
 from __future__ import annotations

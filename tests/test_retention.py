@@ -3,7 +3,7 @@
 Each builtin recipe, and a model trained here, is captured once with ``keep: all`` (all
 three variants, both targets); the retained group is that group with
 :func:`moemui.store.retain` applied, which is what the writer stores (checked on one
-capture written both ways). Every table of SPEC §3-§6 computed from the two must be
+capture written both ways). Every table of docs/method.md §3-§6 computed from the two must be
 identical: MUI at thresholds up to ``max_threshold`` (with the correct-only columns),
 per-expert and key-expert tables, top experts, key-neuron sets, data diversity, the
 ablation's neuron sets and table, and robustness over all the cells.

@@ -1,4 +1,4 @@
-"""The store contract (SPEC §7): round trip, atomic publish, completeness, index."""
+"""The store contract (docs/store.md): round trip, atomic publish, completeness, index."""
 
 from __future__ import annotations
 

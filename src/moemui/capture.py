@@ -1,6 +1,6 @@
 """Contribution scores of every expert neuron, captured in one teacher-forced pass.
 
-For MoE layer l, expert e, neuron j and scored position t (SPEC §2)::
+For MoE layer l, expert e, neuron j and scored position t (docs/method.md §2)::
 
     s(l, e, j, t) = g(l, e, t) * h(l, e, j, t) * <d(l, e, j), u(y_t)>
 

@@ -1,4 +1,5 @@
-"""The key-neuron rule (SPEC §3): how many triples a layer keeps, their threshold, the mask.
+"""The key-neuron rule (docs/method.md §3): how many triples a layer keeps, their threshold,
+the mask.
 
 For a threshold ``tau`` and MoE layer size ``n_layer = N * (E_s + E_r)``, each
 layer keeps ``k = max(1, floor(tau * n_layer))`` triples: ``theta`` is the k-th

@@ -1,4 +1,4 @@
-"""MUI of a store group at several thresholds (SPEC §3), from its key neurons.
+"""MUI of a store group at several thresholds (docs/method.md §3), from its key neurons.
 
 For a threshold ``tau`` and MoE layer size ``n_layer = N * (E_s + E_r)``, each
 layer keeps ``k = max(1, floor(tau * n_layer))`` triples: ``theta`` is the k-th

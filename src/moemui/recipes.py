@@ -306,7 +306,7 @@ TRAINED_RECIPES: dict[str, TrainRecipe] = {
     ),
     # The v2 architectures, data mix, lr and seeds trained longer (a schedule of their
     # own: warm-up, then cosine decay over all the steps), to see whether a longer
-    # training leaves the `accumulating` phase (README, "Longer training: phases").
+    # training leaves the `accumulating` phase (docs/default-run.md, "Longer training: phases").
     # olmoe_v2_long is the default's olmoe-v2 series: once its accuracy nears 90%, MUI
     # stops rising (arithmetic: evolving between steps 1500, 1800 and 2100). On this CPU
     # it trains in about 560-670 s (one thread), glm4_moe_v2_long in about 720-770 s,

@@ -1,4 +1,4 @@
-"""Training trajectories (SPEC §6.2): MUI and performance along a checkpoint series.
+"""Training trajectories (docs/method.md §6.2): MUI and performance along a checkpoint series.
 
 Between consecutive checkpoints the phase is
 
@@ -9,7 +9,7 @@ Between consecutive checkpoints the phase is
 ``declining``
     performance down;
 ``stable``
-    performance exactly unchanged (SPEC §6.2 names no phase for it).
+    performance exactly unchanged (docs/method.md §6.2 names no phase for it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# Analyses (SPEC §4-§6): tidy tables from the store and the MUI and performance tables.
+# Analyses (docs/method.md §4-§6): tidy tables from the store and the MUI and performance tables.
 # Downstream only: no rule here feeds a generation or capture job. Helpers and settings:
 # analyses_common.smk.
 

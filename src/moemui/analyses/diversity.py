@@ -1,4 +1,4 @@
-"""Data diversity (SPEC §6.4): MUI as a function of the number of samples.
+"""Data diversity (docs/method.md §6.4): MUI as a function of the number of samples.
 
 For each size ``n``, ``draws`` seeded random subsets of ``n`` samples (without
 replacement) of a task, and of an equal-size mix of the model's tasks

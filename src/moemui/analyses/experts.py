@@ -1,4 +1,4 @@
-"""Experts (SPEC §4): key rates, key-expert proportions, activation rates, concentration.
+"""Experts (docs/method.md §4): key rates, key-expert proportions, activation rates, concentration.
 
 - An expert ``(l, e)`` is key for a sample when it holds at least one of the sample's
   key neurons; ``key_rate`` is the fraction of the task's samples for which it is key.

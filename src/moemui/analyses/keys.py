@@ -2,7 +2,7 @@
 
 Reading a group's score arrays is the one costly step of every table at the paper's
 scale (tens of GB per model and task); the tables need only the key-neuron sets at the
-configured thresholds (SPEC §3). :meth:`GroupKeys.from_group` reads each
+configured thresholds (docs/method.md §3). :meth:`GroupKeys.from_group` reads each
 ``score_<variant>`` once and keeps, per sample, the sorted flat indices of its key
 neurons at the largest threshold, each with its *level*: the index of the smallest
 threshold (ascending) at which it is key. The sets are nested (theta only falls as k

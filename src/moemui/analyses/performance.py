@@ -1,4 +1,4 @@
-"""MUI vs performance (SPEC §6.1): per model and task, with family and release order,
+"""MUI vs performance (docs/method.md §6.1): per model and task, with family and release order,
 and per family a fitted log curve ``accuracy = a + b * ln(MUI)`` with its fit quality,
 per task and over all tasks pooled (tasks differ in MUI scale, so the pooled fit mixes
 task difficulty with utilisation; the per-task fits are the ones to read).

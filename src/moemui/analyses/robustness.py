@@ -1,4 +1,4 @@
-"""Robustness (SPEC §5): does the picture change with the threshold or the method?
+"""Robustness (docs/method.md §5): does the picture change with the threshold or the method?
 
 - Threshold robustness: Pearson and Spearman correlation of MUI across (model, task)
   cells, for every pair of thresholds (per variant).

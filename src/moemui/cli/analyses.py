@@ -1,4 +1,4 @@
-"""The analysis commands (SPEC §4-§6): the expert, robustness, MUI-vs-performance and
+"""The analysis commands (docs/method.md §4-§6): the expert, robustness, MUI-vs-performance and
 diversity tables, and the ablation of key neurons."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The analysis steps (SPEC §4-§6): tidy tables from the groups' key neurons and from
+"""The analysis steps (docs/method.md §4-§6): tidy tables from the groups' key neurons and from
 the MUI and performance tables, and the ablation of key neurons; the statistics live in
 the pure modules of :mod:`moemui.analyses`."""
 

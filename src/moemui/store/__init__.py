@@ -1,4 +1,4 @@
-"""The activations store: one Zarr v3 store, one group per model and task (SPEC §7).
+"""The activations store: one Zarr v3 store, one group per model and task (docs/store.md).
 
 A capture holds the group's lock (:class:`GroupLock`) and streams batches into a
 partial group outside the store's tree (``<root.parent>/.<root.name>.partial/``, on the
