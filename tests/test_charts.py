@@ -130,7 +130,8 @@ def test_mui_performance_chart(mui_perf):
     # clicks it in a browser).
     (param,) = spec["params"]  # Altair lifts it to the top, naming the first layer's view
     assert param["views"] == [fit["name"]]
-    assert param["select"] == {"type": "point", "fields": ["family"]}
+    # every click adds or removes a family: a second click on it shows all again
+    assert param["select"] == {"type": "point", "fields": ["family"], "toggle": "true"}
     assert param["bind"] == "legend"
     for layer in (fit, series, dots, steps):
         assert _enc(layer, "color")["field"] == "family"

@@ -66,14 +66,16 @@ def mui_performance_chart(
     """Accuracy against MUI (log axis) per model, one panel per task, coloured by family,
     with each family's fitted log curve on that task; the checkpoints of a training
     series are joined in step order and labelled with their step. Click a family in the
-    legend to focus it (click an empty spot to show all again)."""
+    legend to focus it: the other families fade; a click on another family adds it, a
+    click on a focused family removes it, and with none focused all are shown."""
     data = mui_performance_data(table, fits, variant, threshold)
     # The selection belongs to the first layer (the fit curves): Vega-Lite merges the
     # layers' colour legends and keeps the first layer's legend encoding, and only a
     # layer holding a legend-bound selection names its legend entries so that a click
     # on them reaches the selection. Defined on a later layer, the legend looks the
-    # same but a click on it changes nothing.
-    family = alt.selection_point(fields=["family"], bind="legend")
+    # same but a click on it changes nothing. toggle: every click adds or removes a
+    # family (not only a shift-click), so a second click on it undoes the first.
+    family = alt.selection_point(fields=["family"], bind="legend", toggle="true")
     color = alt.Color("family:N", title="family (click to focus)")
     opacity = alt.condition(family, alt.value(0.9), alt.value(0.1))
     x = alt.X(
@@ -156,7 +158,7 @@ def mui_performance_chart(
                     + "; dashed: accuracy = a + b ln(MUI) per family and task",
                     "solid: a training series' checkpoints in step order, each labelled "
                     "with its step",
-                    "click a family in the legend to focus it, an empty spot to show all",
+                    "click a family in the legend to focus it, again to show all",
                 ],
             )
         )
