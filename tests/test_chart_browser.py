@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 from test_charts import CHECKPOINTS, mui_perf_tables
 
@@ -97,28 +98,45 @@ def _state(browser) -> dict[str, set[str]]:
     return {key: set(values) for key, values in browser.execute_async_script(OPACITIES).items()}
 
 
-def _want(focused: set[str]) -> dict[str, set[str]]:
-    """The drawn marks: points of a, b, c (three checkpoints), a's fit curves, c's series
-    line and step labels; ``focused`` opaque, the other families faded (none: all)."""
-    marks = ["symbol a", "symbol b", "symbol c", "line a", "line c", "text c"]
+def _want(focused: set[str], fits: bool) -> dict[str, set[str]]:
+    """The drawn marks: points of a, b, c (three checkpoints), a's fit curves (if
+    ``fits``), c's series line and step labels; ``focused`` opaque, the other families
+    faded (none: all)."""
+    marks = ["symbol a", "symbol b", "symbol c", *(["line a"] if fits else []), "line c"]
+    marks.append("text c")
     return {
         mark: {FOCUSED if not focused or mark.split()[1] in focused else FADED} for mark in marks
     }
 
 
-def test_clicking_a_family_in_the_legend_focuses_it(browser, tmp_path):
+@pytest.fixture(scope="module")
+def bundle():
+    from moemui.charts import vega_bundle
+
+    return vega_bundle()
+
+
+# the selection is defined on the fit curves' layer: it works without a curve too
+@pytest.mark.parametrize("fits", [True, False], ids=["with-fits", "no-fit"])
+def test_clicking_a_family_in_the_legend_focuses_it(browser, bundle, tmp_path, fits):
     from moemui.charts import save_chart
     from moemui.charts.performance import mui_performance_chart
 
-    table, fits = mui_perf_tables()
+    table, fit_table = mui_perf_tables()
+    if not fits:
+        fit_table["slope"] = np.nan  # every fit undefined: no curve drawn
     page = tmp_path / "mui_performance.html"
-    save_chart(mui_performance_chart(table, fits, "glu", 0.001), {"html": page})
+    chart = mui_performance_chart(table, fit_table, "glu", 0.001)
+    save_chart(chart, {"html": page}, bundle)
     _opened(browser, page)
 
+    def want(focused):
+        return _want(focused, fits)
+
     state = _state(browser)
-    assert state == _want(set()), state
+    assert state == want(set()), state
     _click_legend(browser, "c")
-    assert _state(browser) == _want({"c"})
+    assert _state(browser) == want({"c"})
     # the step labels drawn are those of c's checkpoints, in both panels
     steps = browser.execute_script(
         "return Array.from(document.querySelectorAll('g.mark-text.role-mark > text'))"
@@ -126,10 +144,10 @@ def test_clicking_a_family_in_the_legend_focuses_it(browser, tmp_path):
     )
     assert sorted(steps) == sorted([str(int(s)) for s in CHECKPOINTS.values()] * 2)
     _click_legend(browser, "a", part="symbol")  # a second family joins the focus
-    assert _state(browser) == _want({"a", "c"})
+    assert _state(browser) == want({"a", "c"})
     _click_legend(browser, "c")  # a focused family leaves it
-    assert _state(browser) == _want({"a"})
+    assert _state(browser) == want({"a"})
     _click_legend(browser, "a")  # none focused: all shown again
-    assert _state(browser) == _want(set())
+    assert _state(browser) == want(set())
     clicks = browser.execute_script("return window.clicks")
     assert clicks == [True] * 4, clicks
