@@ -1,4 +1,4 @@
-"""The data-diversity chart (SPEC §6.4): MUI against the number of samples."""
+"""The data-diversity chart (docs/method.md §6.4): MUI against the number of samples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 from moemui.charts.common import focus_rows, subtitle
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.4: data diversity; ablation
+# docs/method.md §6.4: data diversity; ablation
 # --------------------------------------------------------------------------------------
 
 

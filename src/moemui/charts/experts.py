@@ -1,4 +1,4 @@
-"""Charts of the experts (SPEC §4, §6.3): key-expert proportions and the top experts by
+"""Charts of the experts (docs/method.md §4, §6.3): key-expert proportions and the top experts by
 activation rate and by key rate."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from moemui.charts.common import (
 )
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.3: collaboration
+# docs/method.md §6.3: collaboration
 # --------------------------------------------------------------------------------------
 
 

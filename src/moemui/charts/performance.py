@@ -1,5 +1,5 @@
-"""Charts of MUI against performance (SPEC §6.1) and of the training trajectories
-(SPEC §6.2)."""
+"""Charts of MUI against performance (docs/method.md §6.1) and of the training trajectories
+(docs/method.md §6.2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 from moemui.charts.common import PHASE_COLORS, focus_rows, subtitle
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.1: MUI vs performance
+# docs/method.md §6.1: MUI vs performance
 # --------------------------------------------------------------------------------------
 
 
@@ -166,7 +166,7 @@ def mui_performance_chart(
 
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.2: training trajectories
+# docs/method.md §6.2: training trajectories
 # --------------------------------------------------------------------------------------
 
 
