@@ -43,24 +43,32 @@ def _enc(layer: dict, channel: str) -> dict:
     return layer["encoding"][channel]
 
 
-@pytest.fixture
-def mui_perf() -> tuple[pd.DataFrame, pd.DataFrame]:
+#: a training series of family c: three checkpoints of one release, steps as a CSV with
+#: gaps reads them (floats)
+CHECKPOINTS = {"c-v2-step150": 150.0, "c-v2-step300": 300.0, "c-v2-step600": 600.0}
+
+
+def mui_perf_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A mui_performance table (families a and b; c, a series of three checkpoints) and
+    its fits (a defined, b undefined, c none), as ``draw_chart`` reads them."""
     rows, fits = [], []
-    for m in MODELS:
+    for m in [*MODELS, *CHECKPOINTS]:
         for t in TASKS:
             for v in ("gate", "glu"):
+                step = CHECKPOINTS.get(m, np.nan)
+                i = MODELS.index(m) if m in MODELS else list(CHECKPOINTS).index(m)
                 rows.append(
                     {
                         "model": m,
                         "family": m[0],
-                        "release": int(m[-1]),
-                        "series": "",
-                        "step": pd.NA,
+                        "release": float(m[3]),
+                        "series": "c-v2" if m in CHECKPOINTS else np.nan,
+                        "step": step,
                         "task": t,
                         "variant": v,
                         "threshold": 0.001,
-                        "mui": 0.001 * (1 + MODELS.index(m)) * (1 + TASKS.index(t)),
-                        "accuracy": 0.2 * (1 + MODELS.index(m)),
+                        "mui": 0.001 * (1 + i) * (1 + TASKS.index(t)),
+                        "accuracy": 0.2 * (1 + i) if m in MODELS else 0.3 + 0.2 * i,
                         "n_samples": 8,
                     }
                 )
@@ -85,6 +93,11 @@ def mui_perf() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(fits)
 
 
+@pytest.fixture
+def mui_perf() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return mui_perf_tables()
+
+
 def test_mui_performance_chart(mui_perf):
     table, fits = mui_perf
     spec = _spec(mui_performance_chart(table, fits, "glu", 0.001))
@@ -96,26 +109,59 @@ def test_mui_performance_chart(mui_perf):
     np.testing.assert_allclose(merged["mui"], merged["mui_t"])
     np.testing.assert_allclose(merged["accuracy"], merged["accuracy_t"])
     curves = data[data["layer"] == "fit"]
-    assert set(curves["family"]) == {"a"}  # b's fit is undefined: no curve
+    assert set(curves["family"]) == {"a"}  # b's fit is undefined, c has none: no curve
     assert set(curves["task"]) == set(TASKS)  # the pooled fit is not drawn
     want = fit_curves(fits[(fits["family"] == "a") & fits["task"].isin(TASKS)])
     np.testing.assert_allclose(curves["accuracy"], want["accuracy"])
     np.testing.assert_allclose(curves["accuracy"], 2.0 + 0.3 * np.log(curves["mui"]))
     assert spec["facet"]["column"]["field"] == "task"
-    lines, dots = _layers(spec)
-    assert dots["mark"]["type"] == "point" and lines["mark"]["type"] == "line"
+    fit, series, dots, steps = _layers(spec)
+    assert dots["mark"]["type"] == "point" and fit["mark"]["type"] == "line"
+    assert fit["mark"]["clip"] is True  # a curve leaving 0-100% is cut at the frame
     assert _enc(dots, "x")["field"] == "mui" and _enc(dots, "x")["scale"]["type"] == "log"
     assert _enc(dots, "y")["field"] == "accuracy"
+    assert _enc(dots, "y")["axis"]["format"] == "%"
     assert _enc(dots, "color")["field"] == "family"
     tooltips = {t["field"] for t in _enc(dots, "tooltip")}
-    assert {"model", "task", "family", "mui", "accuracy"} <= tooltips
-    # click a family in the legend: a point selection bound to the legend drives opacity
-    (param,) = spec["params"]  # Altair lifts it to the top, naming the points' view
-    assert param["views"] == [dots["name"]]
-    assert param["select"] == {"type": "point", "fields": ["family"]}
+    assert {"model", "task", "family", "mui", "accuracy", "series", "step"} <= tooltips
+    # click a family in the legend: a point selection bound to the legend drives the
+    # opacity of every layer. It is defined on the first layer, whose legend encoding
+    # Vega-Lite keeps when it merges the layers' legends (tests/test_chart_browser.py
+    # clicks it in a browser).
+    (param,) = spec["params"]  # Altair lifts it to the top, naming the first layer's view
+    assert param["views"] == [fit["name"]]
+    # every click adds or removes a family: a second click on it shows all again
+    assert param["select"] == {"type": "point", "fields": ["family"], "toggle": "true"}
     assert param["bind"] == "legend"
-    assert _enc(dots, "opacity")["condition"]["param"] == param["name"]
-    assert _enc(lines, "opacity")["condition"]["param"] == param["name"]
+    for layer in (fit, series, dots, steps):
+        assert _enc(layer, "color")["field"] == "family"
+        assert _enc(layer, "opacity")["condition"]["param"] == param["name"]
+
+
+def test_mui_performance_checkpoints_are_told_apart(mui_perf):
+    table, fits = mui_perf
+    spec = _spec(mui_performance_chart(table, fits, "glu", 0.001))
+    data = _data(spec)
+    points = data[data["layer"] == "point"]
+    # whole numbers as text, whatever the CSV made of them (600.0); none: ""
+    by_model = points.drop_duplicates("model").set_index("model")
+    assert by_model.loc[list(CHECKPOINTS), "step"].tolist() == ["150", "300", "600"]
+    assert by_model.loc[MODELS, "step"].tolist() == ["", "", ""]
+    assert by_model["release"].tolist() == ["1", "2", "1", "2", "2", "2"]
+    assert by_model.loc[MODELS, "series"].tolist() == ["", "", ""]
+    assert by_model.loc[list(CHECKPOINTS), "step_order"].tolist() == [150, 300, 600]
+    _, series, dots, steps = _layers(spec)
+    # a solid line joins a series' checkpoints in step order ...
+    assert series["mark"]["type"] == "line" and "strokeDash" not in series["mark"]
+    assert _enc(series, "detail")["field"] == "series"
+    assert _enc(series, "order")["field"] == "step_order"
+    filters = [t["filter"] for t in series["transform"]]
+    assert "datum.step != ''" in filters[0] and filters[1] == "datum.series != ''"
+    # ... and each checkpoint is labelled with its step
+    assert steps["mark"]["type"] == "text"
+    assert _enc(steps, "text")["field"] == "step"
+    assert "datum.step != ''" in steps["transform"][0]["filter"]
+    assert {"series", "step"} <= {t["field"] for t in _enc(dots, "tooltip")}
 
 
 def test_focus_must_exist(mui_perf):
@@ -124,7 +170,7 @@ def test_focus_must_exist(mui_perf):
         mui_performance_chart(table, fits, "act", 0.001)
 
 
-def test_trajectory_chart():
+def _trajectory() -> pd.DataFrame:
     rows = []
     for step, mui, acc, phase in [
         (100, 0.01, 0.2, ""),
@@ -147,7 +193,11 @@ def test_trajectory_chart():
                 "phase": phase or np.nan,
             }
         )
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def test_trajectory_chart():
+    table = _trajectory()
     spec = _spec(trajectory_chart(table, "glu", 0.001))
     data = _data(spec)
     assert len(data) == 2 * len(table)  # one row per measure
@@ -195,17 +245,19 @@ def test_key_experts_chart():
     data = _data(spec)
     assert len(data) == len(table)
     np.testing.assert_allclose(data["key_expert_proportion"], table["key_expert_proportion"])
-    assert data["rho_label"].tolist() == [f"rho = {r:g}" for r in table["rho"]]
+    assert data["rho_label"].tolist() == ["rho = 0%", "rho = 50%"] * (len(table) // 2)
     (bar,) = _layers(spec)
     assert bar["mark"]["type"] == "bar"
     assert _enc(bar, "y")["field"] == "key_expert_proportion"
     assert _enc(bar, "x")["field"] == "model" and _enc(bar, "x")["sort"] == MODELS
     assert _enc(bar, "xOffset")["field"] == "rho_label"
+    # in rho's order, not as text ("rho = 10%" before "rho = 5%")
+    assert _enc(bar, "xOffset")["sort"] == _enc(bar, "color")["sort"] == ["rho = 0%", "rho = 50%"]
     assert spec["facet"]["column"]["field"] == "task"
 
 
-def test_top_experts_chart():
-    table = pd.DataFrame(
+def _top_experts() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "model": "m",
             "task": "t",
@@ -217,6 +269,10 @@ def test_top_experts_chart():
             "activation_rate": [1.0, 0.6, 0.5],
         }
     )
+
+
+def test_top_experts_chart():
+    table = _top_experts()
     spec = _spec(top_experts_chart(table))
     data = _data(spec)
     assert data["expert_label"].tolist() == ["L0 E15", "L1 E3", "L0 E4"]
@@ -230,7 +286,7 @@ def test_top_experts_chart():
     assert color["field"] == "expert_kind" and color["scale"]["domain"] == ["routed", "shared"]
 
 
-def test_top_key_experts_chart_shows_the_focus_with_expert_mui():
+def _top_key_experts() -> pd.DataFrame:
     rows = []
     for variant, tau in (("glu", 0.001), ("glu", 0.002), ("gate", 0.001)):
         for rank, (layer, expert, kind, rate, mui) in enumerate(
@@ -254,7 +310,12 @@ def test_top_key_experts_chart_shows_the_focus_with_expert_mui():
                     "n_samples": 10,
                 }
             )
-    spec = _spec(top_key_experts_chart(pd.DataFrame(rows), "glu", 0.001))
+    return pd.DataFrame(rows)
+
+
+def test_top_key_experts_chart_shows_the_focus_with_expert_mui():
+    table = _top_key_experts()
+    spec = _spec(top_key_experts_chart(table, "glu", 0.001))
     data = _data(spec)
     assert len(data) == 2 and set(data["variant"]) == {"glu"}
     assert set(data["threshold"]) == {0.001}
@@ -268,10 +329,10 @@ def test_top_key_experts_chart_shows_the_focus_with_expert_mui():
     assert _enc(labels, "text")["field"] == "mui_label"
     assert spec["title"]["subtitle"][0] == "variant glu, threshold 0.1%"
     with pytest.raises(MoemuiError, match="top_key_experts: no rows for variant 'act'"):
-        top_key_experts_chart(pd.DataFrame(rows), "act", 0.001)
+        top_key_experts_chart(table, "act", 0.001)
 
 
-def test_threshold_robustness_chart():
+def _robustness() -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(0)
     mui = pd.DataFrame(
         [
@@ -296,6 +357,11 @@ def test_threshold_robustness_chart():
             for stat, value in (("pearson", 0.98765), ("spearman", 0.9))
         ]
     )
+    return mui, robustness
+
+
+def test_threshold_robustness_chart():
+    mui, robustness = _robustness()
     spec = _spec(threshold_robustness_chart(mui, robustness, "glu"))
     data = _data(spec)
     assert len(data) == len(MODELS) * len(TASKS)
@@ -314,8 +380,8 @@ def test_threshold_robustness_chart():
     assert set(data["pair"]) == {"0.1% vs 0.2%: r = undefined, rho = undefined (2 cells)"}
 
 
-def test_diversity_chart():
-    table = pd.DataFrame(
+def _diversity() -> pd.DataFrame:
+    return pd.DataFrame(
         [
             {
                 "model": m,
@@ -335,6 +401,10 @@ def test_diversity_chart():
             for n in (1, 2, 4)
         ]
     )
+
+
+def test_diversity_chart():
+    table = _diversity()
     spec = _spec(diversity_chart(table, "glu", 0.001))
     data = _data(spec)
     pd.testing.assert_frame_equal(
@@ -351,7 +421,7 @@ def test_diversity_chart():
     assert spec["facet"]["field"] == "model"
 
 
-def test_ablation_chart():
+def _ablation() -> pd.DataFrame:
     rows = []
     for tau, key_acc in ((0.01, 0.3), (0.001, 0.7)):
         for cond, seed, acc in [
@@ -379,6 +449,11 @@ def test_ablation_chart():
             )
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def test_ablation_chart():
+    table = _ablation()
     spec = _spec(ablation_chart(table))
     data = _data(spec)
     assert data["condition"].tolist() == ["key", "random", "random"] * 2  # no baseline bar
@@ -394,6 +469,110 @@ def test_ablation_chart():
     # one row per threshold, smallest first
     assert spec["facet"]["row"]["field"] == "key_neurons_at"
     assert spec["facet"]["row"]["sort"] == ["glu, threshold 0.1%", "glu, threshold 1%"]
+
+
+#: each chart's tables (in its CHARTS entry's order), built small
+CHART_TABLES = {
+    "mui_performance": mui_perf_tables,
+    "trajectory": lambda: [_trajectory()],
+    "key_experts": lambda: [_key_experts()],
+    "top_experts": lambda: [_top_experts()],
+    "top_key_experts": lambda: [_top_key_experts()],
+    "threshold_robustness": _robustness,
+    "diversity": lambda: [_diversity()],
+    "ablation": lambda: [_ablation()],
+}
+
+#: The quantitative fields the charts encode. Fractions in the tables (0.0098 is 0.98%:
+#: MUI, accuracy, rates, proportions, shares, drops), which every chart shows as
+#: percentages ...
+PERCENT_FIELDS = {
+    "mui",
+    "mui_a",
+    "mui_b",
+    "mui_mean",
+    "mui_std",
+    "mui_min",
+    "mui_max",
+    "expert_mui",
+    "accuracy",
+    "baseline_accuracy",
+    "accuracy_drop",
+    "drop_se",
+    "drop_low",
+    "drop_high",
+    "activation_rate",
+    "key_rate",
+    "key_expert_proportion",
+    "shared_key_share",
+    "rho",
+    "value",  # the trajectory's MUI and accuracy, one row per measure
+}
+#: ... and those that are counts, steps or statistics, never a percentage.
+OTHER_FIELDS = {
+    "step",
+    "step_prev",
+    "step_order",
+    "n_samples",
+    "draws",
+    "rank",
+    "layer",
+    "expert",
+    "routed_tokens",
+    "key_samples",
+    "key_neurons",
+    "key_experts",
+    "total_experts",
+    "n_neurons",
+    "n_experts",
+    "n_points",
+    "gini",
+    "r2",
+}
+
+
+def _field_defs(node, path=""):
+    """Every ``(path, channel, field definition)`` of the encodings in a spec."""
+    if isinstance(node, dict):
+        for channel, value in node.get("encoding", {}).items():
+            for fdef in value if isinstance(value, list) else [value]:
+                if isinstance(fdef, dict):
+                    yield f"{path}/encoding/{channel}", channel, fdef
+        for key, value in node.items():
+            if key != "encoding":
+                yield from _field_defs(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _field_defs(value, f"{path}/{i}")
+
+
+def test_chart_tables_cover_every_chart():
+    assert set(CHART_TABLES) == set(CHARTS)
+
+
+@pytest.mark.parametrize("name", list(CHARTS))
+def test_every_chart_shows_fractions_as_percentages(name):
+    """Tables hold fractions; every axis, tooltip and text of one of them shows it as a
+    percentage (a % format), and no count or statistic is shown as one."""
+    chart = make_chart(name, list(CHART_TABLES[name]()), "glu", 0.001)
+    checked = 0
+    for where, channel, fdef in _field_defs(_spec(chart)):
+        if fdef.get("type") != "quantitative" or "field" not in fdef:
+            continue  # nominal, a constant, count()
+        field = fdef["field"]
+        assert field in PERCENT_FIELDS | OTHER_FIELDS, f"{name} {where}: classify {field!r}"
+        if channel in ("x", "y"):
+            fmt = (fdef.get("axis") or {}).get("format", "")
+        elif channel in ("tooltip", "text"):
+            fmt = fdef.get("format", "")
+        else:
+            continue  # x2, y2 share x's and y's axis; order, size ...
+        if field in PERCENT_FIELDS:
+            assert "%" in fmt, f"{name} {where}: {field} is a fraction, shown without a % format"
+            checked += 1
+        else:
+            assert "%" not in fmt, f"{name} {where}: {field} is not a fraction, shown as %"
+    assert checked, f"{name}: no percentage checked"
 
 
 def test_make_chart_checks_names_and_tables(mui_perf):

@@ -47,13 +47,13 @@ def ablation_chart(table: pd.DataFrame) -> alt.FacetChart:
     se = (
         base.transform_filter(alt.datum.condition == "key")
         .mark_rule(color="black", strokeWidth=1.5)
-        .encode(y="drop_low:Q", y2="drop_high:Q")
+        .encode(y=alt.Y("drop_low:Q", axis=alt.Axis(format="%")), y2="drop_high:Q")
     )
     dots = (
         base.transform_filter(alt.datum.condition == "random")
         .mark_point(color="black", filled=True, size=25)
         .encode(
-            y="accuracy_drop:Q",
+            y=alt.Y("accuracy_drop:Q", axis=alt.Axis(format="%")),
             tooltip=[
                 "condition:N",
                 "seed:N",

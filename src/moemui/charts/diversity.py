@@ -1,4 +1,4 @@
-"""The data-diversity chart (SPEC §6.4): MUI against the number of samples."""
+"""The data-diversity chart (docs/method.md §6.4): MUI against the number of samples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 from moemui.charts.common import focus_rows, subtitle
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.4: data diversity; ablation
+# docs/method.md §6.4: data diversity; ablation
 # --------------------------------------------------------------------------------------
 
 
@@ -20,7 +20,9 @@ def diversity_chart(table: pd.DataFrame, variant: str, threshold: float) -> alt.
         x=alt.X("n_samples:Q", scale=alt.Scale(type="log", base=2), title="samples"),
         color=alt.Color("task:N", title="task"),
     )
-    band = base.mark_area(opacity=0.18).encode(y="mui_min:Q", y2="mui_max:Q")
+    band = base.mark_area(opacity=0.18).encode(
+        y=alt.Y("mui_min:Q", axis=alt.Axis(format="%")), y2="mui_max:Q"
+    )
     line = base.mark_line(point=True).encode(
         y=alt.Y("mui_mean:Q", title="MUI (mean of draws)", axis=alt.Axis(format="%")),
         tooltip=[

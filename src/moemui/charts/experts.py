@@ -1,4 +1,4 @@
-"""Charts of the experts (SPEC §4, §6.3): key-expert proportions and the top experts by
+"""Charts of the experts (docs/method.md §4, §6.3): key-expert proportions and the top experts by
 activation rate and by key rate."""
 
 from __future__ import annotations
@@ -11,37 +11,40 @@ from moemui.charts.common import (
     KIND_COLOR,
     expert_labels,
     focus_rows,
+    pct,
     per_model_and_task,
     subtitle,
 )
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.3: collaboration
+# docs/method.md §6.3: collaboration
 # --------------------------------------------------------------------------------------
 
 
 def key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -> alt.FacetChart:
     """KeyExpertProportion per model and task, one bar per rho."""
     data = focus_rows(table, variant, threshold, "key_experts").copy()
-    data["rho_label"] = [f"rho = {r:g}" for r in data["rho"]]
+    data["rho_label"] = [f"rho = {pct(r)}" for r in data["rho"]]
     models = list(dict.fromkeys(data["model"]))
+    # in rho's order: as text, "rho = 10%" would sort before "rho = 5%"
+    rhos = list(dict.fromkeys(data.sort_values("rho", kind="stable")["rho_label"]))
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
             x=alt.X("model:N", sort=models, title=None, axis=alt.Axis(labelAngle=-40)),
-            xOffset=alt.XOffset("rho_label:N"),
+            xOffset=alt.XOffset("rho_label:N", sort=rhos),
             y=alt.Y(
                 "key_expert_proportion:Q",
                 title="key-expert proportion",
                 scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%"),
             ),
-            color=alt.Color("rho_label:N", title="key_rate >", sort="ascending"),
+            color=alt.Color("rho_label:N", title="key_rate >", sort=rhos),
             tooltip=[
                 "model:N",
                 "task:N",
-                "rho:Q",
+                alt.Tooltip("rho:Q", format="%"),
                 "key_experts:Q",
                 "total_experts:Q",
                 alt.Tooltip("key_expert_proportion:Q", format=".1%"),
@@ -53,7 +56,7 @@ def key_experts_chart(table: pd.DataFrame, variant: str, threshold: float) -> al
         .facet(column=alt.Column("task:N", title=None))
         .properties(
             title=alt.Title(
-                "Key-expert proportion (experts key for more than a fraction rho of samples)",
+                "Key-expert proportion (experts key for more than a share rho of the samples)",
                 subtitle=subtitle(variant, threshold),
             )
         )

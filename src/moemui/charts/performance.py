@@ -1,5 +1,5 @@
-"""Charts of MUI against performance (SPEC §6.1) and of the training trajectories
-(SPEC §6.2)."""
+"""Charts of MUI against performance (docs/method.md §6.1) and of the training trajectories
+(docs/method.md §6.2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 from moemui.charts.common import PHASE_COLORS, focus_rows, subtitle
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.1: MUI vs performance
+# docs/method.md §6.1: MUI vs performance
 # --------------------------------------------------------------------------------------
 
 
@@ -36,14 +36,25 @@ def fit_curves(fits: pd.DataFrame, points: int = 40) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def integer_labels(values: pd.Series) -> pd.Series:
+    """Whole numbers as text ("600"; a CSV column with a gap reads as floats, 600.0);
+    missing -> ""."""
+    numbers = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+    return numbers.astype("string").fillna("")
+
+
 def mui_performance_data(
     table: pd.DataFrame, fits: pd.DataFrame, variant: str, threshold: float
 ) -> pd.DataFrame:
     """The focus points (``layer`` = "point") and the per-task fit curves (``layer`` =
-    "fit") in one frame, as a faceted chart needs one data source."""
+    "fit") in one frame, as a faceted chart needs one data source. A point's
+    ``release`` and ``step`` are text ("600"; "" when it has none); ``step_order`` is
+    its step as a number, which orders a series' checkpoints."""
     points = focus_rows(table, variant, threshold, "mui_performance").copy()
-    points["release"] = points["release"].astype("string").fillna("")
-    points["step"] = points["step"].astype("string").fillna("")
+    points["step_order"] = pd.to_numeric(points["step"], errors="coerce")
+    points["release"] = integer_labels(points["release"])
+    points["step"] = integer_labels(points["step"])
+    points["series"] = points["series"].astype("string").fillna("")
     fits = focus_rows(fits, variant, threshold, "mui_performance_fits")
     curves = fit_curves(fits[fits["task"].isin(set(points["task"]))])
     return pd.concat([points.assign(layer="point"), curves.assign(layer="fit")], ignore_index=True)
@@ -53,11 +64,19 @@ def mui_performance_chart(
     table: pd.DataFrame, fits: pd.DataFrame, variant: str, threshold: float
 ) -> alt.FacetChart:
     """Accuracy against MUI (log axis) per model, one panel per task, coloured by family,
-    with each family's fitted log curve on that task. Click a family in the legend to
-    focus it."""
+    with each family's fitted log curve on that task; the checkpoints of a training
+    series are joined in step order and labelled with their step. Click a family in the
+    legend to focus it: the other families fade; a click on another family adds it, a
+    click on a focused family removes it, and with none focused all are shown."""
     data = mui_performance_data(table, fits, variant, threshold)
-    family = alt.selection_point(fields=["family"], bind="legend")
-    color = alt.Color("family:N", title="family (click)")
+    # The selection belongs to the first layer (the fit curves): Vega-Lite merges the
+    # layers' colour legends and keeps the first layer's legend encoding, and only a
+    # layer holding a legend-bound selection names its legend entries so that a click
+    # on them reaches the selection. Defined on a later layer, the legend looks the
+    # same but a click on it changes nothing. toggle: every click adds or removes a
+    # family (not only a shift-click), so a second click on it undoes the first.
+    family = alt.selection_point(fields=["family"], bind="legend", toggle="true")
+    color = alt.Color("family:N", title="family (click to focus)")
     opacity = alt.condition(family, alt.value(0.9), alt.value(0.1))
     x = alt.X(
         "mui:Q",
@@ -65,8 +84,43 @@ def mui_performance_chart(
         axis=alt.Axis(format=".2%", tickCount=4, labelOverlap="greedy"),
         title="MUI (log scale)",
     )
-    y = alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy")
+    y = alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    mui_tip = alt.Tooltip("mui:Q", format=".4%", title="MUI")
+    accuracy_tip = alt.Tooltip("accuracy:Q", format=".1%")
     base = alt.Chart(data)
+    fit = (
+        base.transform_filter("datum.layer == 'fit'")
+        .mark_line(strokeDash=[5, 3], clip=True)
+        .encode(
+            x=x,
+            y=y,
+            color=color,
+            opacity=opacity,
+            tooltip=[
+                alt.Tooltip("family:N"),
+                alt.Tooltip("task:N"),
+                alt.Tooltip("r2:Q", format=".3f", title="fit R²"),
+                alt.Tooltip("n_points:Q", title="points"),
+                mui_tip,
+                accuracy_tip,
+            ],
+        )
+        .add_params(family)
+    )
+    checkpoints = base.transform_filter("datum.layer == 'point' && datum.step != ''")
+    series = (
+        checkpoints.transform_filter("datum.series != ''")
+        .mark_line(strokeWidth=1.2)
+        .encode(
+            x=x,
+            y=y,
+            color=color,
+            opacity=opacity,
+            detail="series:N",
+            order=alt.Order("step_order:Q"),
+            tooltip=[alt.Tooltip("series:N"), alt.Tooltip("family:N")],
+        )
+    )
     points = (
         base.transform_filter("datum.layer == 'point'")
         .mark_point(filled=True, size=70)
@@ -81,31 +135,18 @@ def mui_performance_chart(
                 alt.Tooltip("task:N"),
                 alt.Tooltip("family:N"),
                 alt.Tooltip("release:N"),
+                alt.Tooltip("series:N"),
                 alt.Tooltip("step:N"),
-                alt.Tooltip("mui:Q", format=".4%"),
-                alt.Tooltip("accuracy:Q", format=".1%"),
+                mui_tip,
+                accuracy_tip,
             ],
         )
-        .add_params(family)
     )
-    lines = (
-        base.transform_filter("datum.layer == 'fit'")
-        .mark_line(strokeDash=[5, 3])
-        .encode(
-            x=x,
-            y=y,
-            color=color,
-            opacity=opacity,
-            tooltip=[
-                alt.Tooltip("family:N"),
-                alt.Tooltip("task:N"),
-                alt.Tooltip("r2:Q", format=".3f", title="fit R²"),
-                alt.Tooltip("n_points:Q", title="points"),
-            ],
-        )
+    steps = checkpoints.mark_text(align="left", baseline="bottom", dx=4, dy=-3, fontSize=8).encode(
+        x=x, y=y, text="step:N", color=color, opacity=opacity
     )
     return (
-        alt.layer(lines, points)
+        alt.layer(fit, series, points, steps)
         .properties(width=250, height=230)
         .facet(column=alt.Column("task:N", title=None))
         .resolve_scale(x="independent")
@@ -115,7 +156,9 @@ def mui_performance_chart(
                 subtitle=[
                     subtitle(variant, threshold)
                     + "; dashed: accuracy = a + b ln(MUI) per family and task",
-                    "click a family in the legend to focus it",
+                    "solid: a training series' checkpoints in step order, each labelled "
+                    "with its step",
+                    "click a family in the legend to focus it, again to show all",
                 ],
             )
         )
@@ -123,7 +166,7 @@ def mui_performance_chart(
 
 
 # --------------------------------------------------------------------------------------
-# SPEC §6.2: training trajectories
+# docs/method.md §6.2: training trajectories
 # --------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,7 @@
 """Chart files: :func:`save_chart` writes a chart as interactive HTML (Vega inlined, so
-it opens offline), static SVG and PNG (vl-convert, no browser) and its Vega-Lite JSON."""
+it opens offline), static SVG and PNG (vl-convert, no browser) and its Vega-Lite JSON.
+The HTML page keeps its Vega view as ``window.vegaView`` once drawn (for the browser's
+console, and tests/test_chart_browser.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ HTML = """<!DOCTYPE html>
 <body>
 <div id="vega-chart"></div>
 <script type="text/javascript">
-vegaEmbed("#vega-chart", {spec}, {{"renderer": "svg"}}).catch(console.error);
+vegaEmbed("#vega-chart", {spec}, {{"renderer": "svg"}})
+  .then(function (result) {{ window.vegaView = result.view; }})
+  .catch(console.error);
 </script>
 </body>
 </html>

@@ -1,4 +1,4 @@
-"""The threshold-robustness chart (SPEC §5): MUI of every cell at two thresholds."""
+"""The threshold-robustness chart (docs/method.md §5): MUI of every cell at two thresholds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from moemui.charts.common import pct
 from moemui.errors import MoemuiError
 
 # --------------------------------------------------------------------------------------
-# SPEC §5: robustness
+# docs/method.md §5: robustness
 # --------------------------------------------------------------------------------------
 
 
