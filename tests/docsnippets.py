@@ -1,17 +1,27 @@
 """The code blocks of the documentation (README.md, docs/*.md), parsed and checked.
 
-tests/test_docs.py runs these checks on every block (tests/test_workflow.py runs the
-Python blocks in a finished run). The conventions a page follows:
+tests/test_docs.py runs these checks on every block; tests/test_workflow.py runs the
+python blocks in a finished run. The conventions a page follows:
 
 - Every fenced block (```) names its language: ``bash``, ``yaml``, ``python`` or
-  ``text`` (output, directory trees, formulas: never run).
-- ``yaml``: a config fragment, merged over :data:`BASE_CONFIG` (a complete config, with
-  ``models`` and ``tasks``, stands alone) and validated as the workflow validates at load.
-  A first line ``# file: NAME`` also writes the block as NAME into the page's project,
-  the temporary copy of the repository in which its bash blocks run.
+  ``text`` (output, directory trees, formulas: never run). An indented fence (in a list)
+  is dedented by its indent.
+- ``yaml``: a config fragment, merged over :data:`BASE_CONFIG` as Snakemake merges config
+  files (mappings recursively, lists replaced); a complete config (``models`` and
+  ``tasks``) stands alone. It must pass what workflow/rules/common.smk checks at load
+  (``validate_config(..., read_data=True)``, every model and task source parsed), with
+  the page's project as the working directory. A first line ``# file: NAME`` also writes
+  the block as NAME (relative, inside the project) into the page's project, the
+  temporary copy of the repository (:data:`PROJECT_FILES`) in which its bash blocks run.
+- ``python``: compiles (test_docs), and runs in a finished tiny run (test_workflow: the
+  page's blocks in order in one namespace, ``"olmoe-v1"`` read as ``"olmoe-tiny"``,
+  warnings as errors).
 - ``bash``: split into commands (``\\``-continued lines joined, ``#`` comments and blank
-  lines dropped, split on ``&&``; any other shell operator fails). Each command is
-  checked by its program (:data:`CHECKS`); a program without a check fails.
+  lines dropped, split on ``&&``; any other shell operator fails, and nothing is
+  expanded: no ``$VAR``, ``~`` or globs). Each command is checked by its program
+  (:data:`CHECKS`, each check's docstring says what it does); a program, or a form of
+  one, without a check fails with "no check for `<cmd>` (FILE:LINE)". ``export`` and
+  ``cd`` hold for the block's following commands only.
 """
 
 from __future__ import annotations
@@ -387,7 +397,7 @@ def check_snakemake(cmd: Command, ctx: Context) -> None:
         DRY_RUNS[key] = (proc.returncode, proc.stdout)
     status, output = DRY_RUNS[key]
     if status != 0:
-        _fail(cmd, f"`snakemake {shlex.join(args)}` exited {status}", output)
+        _fail(cmd, f"exited {status}, run as `snakemake {shlex.join(args)}`", output)
 
 
 def check_moemui(cmd: Command, ctx: Context) -> None:

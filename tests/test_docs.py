@@ -22,6 +22,7 @@ from docsnippets import (
     DocCheckError,
     check_language,
     check_yaml,
+    conda_env_files,
     doc_pages,
     files_digest,
     make_project,
@@ -31,6 +32,7 @@ from docsnippets import (
     run_block,
     runs_in_project,
     split_commands,
+    without_conda,
 )
 
 
@@ -271,6 +273,18 @@ def test_good_commands_pass(tmp_path):
     )
     run_block(_bash(text), ctx)
     assert ctx.cwd == ctx.project.resolve()
+
+
+def test_sdm_conda_is_dropped_and_its_envs_checked():
+    assert without_conda(["--cores", "2", "--sdm", "conda"]) == (["--cores", "2"], True)
+    assert without_conda(["--sdm", "conda", "apptainer", "-n"]) == (
+        ["--sdm", "apptainer", "-n"],
+        True,
+    )
+    assert without_conda(["--use-conda", "-n"]) == (["-n"], True)
+    assert without_conda(["--cores", "2"]) == (["--cores", "2"], False)
+    envs = conda_env_files(REPO_ROOT / "workflow" / "rules")
+    assert [p.name for p in envs] == ["charts.yaml", "model.yaml", "tables.yaml"]
 
 
 def test_every_benchmark_script_has_build_parser():
