@@ -415,7 +415,8 @@ def store_throughput(workdir: Path) -> tuple[float, float, float]:
     return mb / elapsed, raw_mbs, mb
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (tests/test_docs.py parses the README's command lines)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per median")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -426,7 +427,11 @@ def main() -> int:
         help="only the shard comparison (one cell in one job vs in one shard job per core)",
     )
     parser.add_argument("--shard-samples", type=int, default=256, help="samples of that cell")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ MUI computed on CUDA match those computed on the CPU. Prints one table row per r
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -66,7 +67,14 @@ def block_rebuild_error(model, prompts, responses) -> tuple[float, bool]:
     return worst, same
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: no option (tests/test_docs.py parses the README's
+    command lines)."""
+    return argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+
 def main() -> int:
+    build_parser().parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 0

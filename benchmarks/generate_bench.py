@@ -507,7 +507,8 @@ def public(rows: list[dict], side: str | None = None) -> list[dict]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (tests/test_docs.py parses the README's command lines)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, help="timed runs per median (3; --quick: 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -527,7 +528,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the Qwen3 slice's prompt lengths in tokens (20 200; --quick: 20 60)",
     )
     parser.add_argument("--inputs", help=argparse.SUPPRESS)  # the subprocess's samples
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     plan = json.loads(json.dumps(QUICK if args.quick else FULL))
     qwen = plan["qwen3-30b-a3b-2l"]

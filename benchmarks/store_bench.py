@@ -156,11 +156,16 @@ def measure(name: str, samples: int, work: Path) -> dict:
     return out
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (tests/test_docs.py parses the README's command lines)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(GEOMETRIES), default=list(GEOMETRIES))
     parser.add_argument("--samples", type=int, default=8)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     rows = []
     for name in args.only:

@@ -87,12 +87,17 @@ def best_of(fn, runs: int) -> float:
     return min(times)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (tests/test_docs.py parses the README's command lines)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", help="keep the stores in this directory (reused if there)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     torch.set_num_threads(2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
