@@ -52,8 +52,19 @@ BASE_CONFIG = {
     "models": [{"id": "m", "source": "builtin:olmoe_tiny"}],
     "tasks": [{"id": "t", "source": "builtin:arithmetic", "n": 4}],
 }
-#: What a page's project copies from the repository (constraints.txt: the envs name it).
-PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "envs", "constraints.txt")
+#: What a page's project copies from the repository (constraints.txt: the envs name it;
+#: examples/: the example task file the docs use).
+PROJECT_FILES = (
+    "Snakefile",
+    "workflow",
+    "config",
+    "profiles",
+    "envs",
+    "constraints.txt",
+    "examples",
+)
+
+
 SNAKEMAKE_TIMEOUT = 300
 MOEMUI_TIMEOUT = 120
 
