@@ -236,6 +236,8 @@ def test_nothing_left_to_do_and_report(analyses_run, run_snakemake):
     assert "performance (accuracy per model and task)" in text
     # the captions name the tables under the config's results directory
     assert "results/tables/key_experts.csv" in text and "snakemake.config" not in text
+    # the focus threshold (0.001 in the config) reads as a percentage, as in the charts
+    assert "threshold 0.1%" in text and "threshold ``0.001``" not in text
 
 
 @pytest.mark.workflow
