@@ -75,3 +75,13 @@ def test_relative_links_resolve(page):
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             bad.append(f"{page.name}:{line}: {target}: no heading #{anchor} in {dest.name}")
     assert not bad, "\n".join(bad)
+
+
+def test_citation_names_this_version_and_the_paper():
+    import moemui
+
+    cff = (ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    assert f'version: "{moemui.__version__}"' in cff
+    assert "arXiv:2509.23933" in cff
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "arXiv:2509.23933" in readme and "## Cite" in readme
