@@ -46,6 +46,8 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, snakemake_command, snakemake_env
 
+from moemui.plan import merge  # as Snakemake merges config files
+
 LANGUAGES = ("bash", "yaml", "python", "text")
 #: What a yaml fragment is merged over: one builtin model, one small builtin task.
 BASE_CONFIG = {
@@ -195,18 +197,6 @@ def check_language(block: Block) -> None:
         raise DocCheckError(
             f"{block.where}: code block with {named}; use one of {', '.join(LANGUAGES)}"
         )
-
-
-def merge(base: dict, over: dict) -> dict:
-    """``over`` merged into a copy of ``base`` as Snakemake merges config files: mappings
-    recursively, anything else (lists included) replaced."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def check_yaml(block: Block, project: Path) -> dict:
