@@ -8,7 +8,7 @@ from pathlib import Path
 
 from moemui.charts import make_chart, save_chart, vega_bundle
 from moemui.io import atomic_write_text
-from moemui.steps.tables import read_csv
+from moemui.steps.tables import read_typed
 
 
 def draw_chart(
@@ -23,7 +23,7 @@ def draw_chart(
     focus ``variant`` and ``threshold`` where it shows them, into ``paths`` (format ->
     file; a None file is not written); ``bundle``: the script of
     :func:`write_vega_bundle` the HTML page inlines (built when None)."""
-    chart = make_chart(name, [read_csv(path) for path in tables], variant, threshold)
+    chart = make_chart(name, [read_typed(path) for path in tables], variant, threshold)
     script = Path(bundle).read_text(encoding="utf-8") if bundle else None
     save_chart(chart, {fmt: path for fmt, path in paths.items() if path}, script)
 

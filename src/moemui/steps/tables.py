@@ -1,5 +1,5 @@
 """The steps' CSV tables: one writer (atomic, full precision, ``\\n`` line ends), the
-steps' reader, and the typed reader of the Python API (:func:`read_typed`)."""
+steps' reader, and the typed reader of the charts and the Python API (:func:`read_typed`)."""
 
 from __future__ import annotations
 
@@ -66,10 +66,14 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_typed(path: str | os.PathLike) -> pd.DataFrame:
-    """A table written by :func:`write_csv`, with its column types (the Python API's
-    reader): texts as text, nullable integers as ``Int64``, the rest as pandas infers."""
+    """A table written by :func:`write_csv`, with its column types (the reader of the
+    charts and the Python API): texts as text, nullable integers as ``Int64`` (a step
+    reads 600, not 600.0), the rest as pandas infers; a missing or empty file is one
+    error naming it."""
     try:
         header = pd.read_csv(path, nrows=0).columns
+    except FileNotFoundError:
+        raise MoemuiError(f"{path}: file not found") from None
     except pd.errors.EmptyDataError:
         raise MoemuiError(f"{path}: empty file, not a table") from None
     text = [c for c in header if c in TEXT_COLUMNS]
