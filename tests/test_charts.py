@@ -613,3 +613,19 @@ def test_chart_html_escapes_the_spec():
     page = chart_html({"title": "</script><b>"}, "B", title="a <b>")
     assert "</script><b>" not in page.split("<body>")[1].split("vegaEmbed")[1]
     assert "<title>a &lt;b&gt;</title>" in page
+
+
+def test_the_chart_step_reads_integer_columns_as_integers(tmp_path):
+    """A table written by the steps and drawn by the chart step: a seed column with gaps
+    (the baseline has none) is drawn as 0 and 1, not 0.0 and 1.0: read as the API reads it."""
+    import json
+
+    from moemui.steps.charts import draw_chart
+    from moemui.steps.tables import write_csv
+
+    write_csv(_ablation(), tmp_path / "ablation.csv")
+    spec = tmp_path / "ablation.vl.json"
+    draw_chart("ablation", [tmp_path / "ablation.csv"], {"vl.json": spec})
+    data = pd.DataFrame(next(iter(json.loads(spec.read_text())["datasets"].values())))
+    random = data[data["condition"] == "random"]
+    assert sorted(random["seed"].tolist()) == ["0", "0", "1", "1"]  # not "0.0"
