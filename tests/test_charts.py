@@ -618,8 +618,6 @@ def test_chart_html_escapes_the_spec():
 def test_the_chart_step_reads_integer_columns_as_integers(tmp_path):
     """A table written by the steps and drawn by the chart step: a seed column with gaps
     (the baseline has none) is drawn as 0 and 1, not 0.0 and 1.0: read as the API reads it."""
-    import json
-
     from moemui.steps.charts import draw_chart
     from moemui.steps.tables import write_csv
 

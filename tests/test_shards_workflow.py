@@ -125,23 +125,18 @@ def _workers(session: int, pattern: str) -> list[int]:
     """The Python processes of session ``session`` (the workflow's, started in a session
     of its own, so never another test's) whose command line matches ``pattern``.
 
-    Only the process that runs moemui itself, not the shell Snakemake starts it from: a
-    shell killed before it has forked the worker would leave an orphan that finishes the
-    job's output after Snakemake has given up on it, and the next run would take that
-    output as made.
+    Only the process that runs moemui itself (its command line starts with the
+    interpreter of moemui's script), not the shell Snakemake starts it from: a shell
+    killed before it has forked the worker would leave an orphan that finishes the job's
+    output after Snakemake has given up on it, and the next run would take that output
+    as made.
     """
     found = subprocess.run(
-        ["pgrep", "-s", str(session), "-f", pattern], capture_output=True, text=True
+        ["pgrep", "-s", str(session), "-f", f"^[^ ]*/python[0-9.]* {pattern}"],
+        capture_output=True,
+        text=True,
     )
-    workers = []
-    for pid in found.stdout.split():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:  # it ended since pgrep saw it
-            continue
-        if Path(argv[0].decode()).name.startswith("python"):
-            workers.append(int(pid))
-    return workers
+    return [int(p) for p in found.stdout.split()]
 
 
 @pytest.mark.workflow
@@ -169,7 +164,7 @@ def test_killed_shard_reruns_alone(tmp_path, tiny_config, write_config, run_snak
         while victim is None and time.monotonic() < deadline and proc.poll() is None:
             missing = [i for i, g in enumerate(groups, start=1) if not g.is_dir()]
             if len(missing) == 1:
-                pattern = f"moemui .*capture .*--shard {missing[0]}/3 --out results/shards/"
+                pattern = f"[^ ]*/moemui .*capture .*--shard {missing[0]}/3 --out results/shards/"
                 pids = _workers(proc.pid, pattern)
                 if pids:
                     victim = groups[missing[0] - 1]
