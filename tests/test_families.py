@@ -81,6 +81,8 @@ EXTRA: dict[str, dict] = {
     "hunyuan_v1_moe": {"head_dim": 8, "num_experts": 6, "moe_topk": 2},
     "lfm2_moe": {"layer_types": ["conv", "full_attention", "full_attention"]},
     "doge": {"is_moe": True, "num_experts": 16, "num_experts_per_tok": 4},
+    # NVFP4-rounded keys need a head_dim multiple of 16; index heads <= queries per key head
+    "kolibri1_1": {"head_dim": 16, "index_num_heads": 1},
     "gemma4_text": {
         "enable_moe_block": True,
         "num_experts": 6,
@@ -106,14 +108,15 @@ def _overrides(values: dict) -> dict:
     return out
 
 
-def tiny_model(model_type: str, seed: int = 0) -> torch.nn.Module:
-    """The family's default config shrunk to a tiny model, weights std 1/sqrt(fan_in)."""
+def tiny_model(model_type: str, seed: int = 0, **extra) -> torch.nn.Module:
+    """The family's default config shrunk to a tiny model, weights std 1/sqrt(fan_in);
+    ``extra`` config settings on top of the family's own."""
     defaults = AutoConfig.for_model(model_type).to_dict()
     settings = _overrides(defaults)
     for sub in ("text_config", "ffn_config", "attn_config"):
         if isinstance(defaults.get(sub), dict):
             settings[sub] = {**defaults[sub], **_overrides(defaults[sub])}
-    for key, value in EXTRA.get(model_type, {}).items():
+    for key, value in {**EXTRA.get(model_type, {}), **extra}.items():
         settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
     config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(seed)
@@ -171,6 +174,7 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
                 rebuilt = torch.zeros(n_tokens, y.shape[-1])
             rebuilt.index_add_(0, rec["token"], rec["g"][:, None] * y)
         args, out = seen[("routed", slot)]["args"], seen[("routed", slot)]["out"]
+        identity = None  # the identity experts' output, where the block adds it
         if len(args) == 3:  # fused experts(x, top_k_index, top_k_weights): their own output
             x, index, weights = args
             real = out.reshape(-1, x.shape[-1]) * layer.routed_scale
@@ -180,13 +184,19 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
                 zero = index.reshape(-1, index.shape[-1])[:, k] >= n_routed
                 w = weights.reshape(-1, index.shape[-1])[:, k]
                 rebuilt[zero] += (w[zero, None] * flat_x[zero]) * layer.routed_scale
+            if ("router", slot) in seen and not bool((index >= n_routed).any()):
+                # LongCat from transformers 5.25: the experts see identity picks as weight
+                # 0; the block adds x times the identity picks' router weights itself
+                w, picked = seen[("router", slot)]
+                block_x = seen[("block_in", slot)].reshape(-1, x.shape[-1])
+                identity = (w * (picked >= n_routed)).sum(-1, keepdim=True) * block_x
         elif len(args) == 1 and layer.experts is not layer.block:  # Llama-4: all experts, all
             # (input-scaled) tokens
             real = out.view(n_routed, n_tokens, -1).sum(0)
         else:  # JetMoE (per-pair outputs), Doge (the block itself): the block check covers it
             real = rebuilt
         err = (rebuilt - real).abs().max().item()
-        total = rebuilt.clone()
+        total = rebuilt.clone() if identity is None else rebuilt + identity
         shared_records = [r for r in records if r["slot"] == slot and r["kind"] == "shared"]
         assert len(shared_records) == (layer.shared is not None)
         for rec in shared_records:
@@ -226,10 +236,10 @@ def check_family(model_type: str) -> dict[int, float]:
     return check_family_model(tiny_model(model_type))
 
 
-def check_family_model(model) -> dict[int, float]:
+def check_family_model(model, adapter=None) -> dict[int, float]:
     """Run ``model`` with and without capture; per MoE layer, the max rebuild error."""
     model_type = model.config.model_type
-    adapter = adapter_for(model)
+    adapter = adapter or adapter_for(model)
     layers = adapter.moe_layers(model)
     assert layers, f"{model_type}: no MoE layer found"
     ids, mask = _ids()
@@ -262,6 +272,15 @@ def check_family_model(model) -> dict[int, float]:
                     )
                 )
             )
+        if getattr(layer.block, "zero_expert_num", 0):  # LongCat's identity experts
+            hooks += [
+                layer.block.register_forward_pre_hook(
+                    lambda m, a, s=slot: seen.__setitem__(("block_in", s), a[0].detach())
+                ),
+                layer.block.router.register_forward_hook(
+                    lambda m, a, o, s=slot: seen.__setitem__(("router", s), (o[1], o[2]))
+                ),
+            ]
         if layer.shared is not None:
             hooks.append(
                 layer.shared.register_forward_hook(
@@ -470,12 +489,117 @@ def test_zaya_skip_picks_route_no_neuron():
 def test_longcat_identity_experts_route_no_neuron():
     model = tiny_model("longcat_flash")
     adapter = adapter_for(model)
-    picks = _routed_picks(model, adapter, skip_zero_weight=False)
+    # up to transformers 5.23 the experts see identity picks as index >= E; from 5.25
+    # as a real expert's index with weight 0 (the block adds the identity output)
+    picks = _routed_picks(model, adapter, skip_zero_weight=True)
     assert min(picks) < 8 * model.config.num_experts_per_tok  # identity experts were picked
     with ContributionCapture(model, adapter, ("glu",), k_top=8) as cap:
         out = cap.score_batch(PROMPTS, RESPONSES, "next")
     assert out.route_tokens.sum(axis=(0, 2)).tolist() == picks
     assert out.route_tokens.shape[-1] == adapter.geometry(model).routed_experts
+
+
+class _ExpertNorm(torch.nn.Module):
+    """An RMSNorm with a weight per expert, called as Ergo's ``post_expert_norm`` is."""
+
+    def __init__(self, n_experts: int, hidden: int, generator: torch.Generator):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.rand(n_experts, hidden, generator=generator) + 0.5)
+        self.eps = 1e-6
+
+    def forward(self, out, expert_ids):
+        normed = torch.nn.functional.rms_norm(out.float(), (out.shape[-1],), eps=self.eps)
+        return (normed * self.weight[expert_ids]).to(out.dtype)
+
+
+def _normed_experts(model) -> torch.nn.Module:
+    """``model`` (Qwen2-MoE) made Ergo-like: each routed pair's output is normed per
+    expert before g (its own class's fused forward, one route per row, as Ergo's
+    experts call it), and the shared expert's output by an RMSNorm of its own."""
+    generator = torch.Generator().manual_seed(1)
+    layer = next(la for la in model.model.layers if hasattr(la.mlp, "experts"))
+    fused, shared = type(layer.mlp.experts), type(layer.mlp.shared_expert)
+
+    class NormedExperts(fused):
+        def forward(self, hidden_states, top_k_index, top_k_weights):
+            k = top_k_index.shape[-1]
+            rows = hidden_states.repeat_interleave(k, dim=0)
+            flat = top_k_index.reshape(-1, 1)
+            out = super().forward(rows, flat, torch.ones(flat.shape, dtype=rows.dtype))
+            out = self.post_expert_norm(out, flat.flatten())
+            return (out.view(*top_k_index.shape, -1) * top_k_weights.unsqueeze(-1)).sum(1)
+
+    class NormedShared(shared):
+        def forward(self, x):
+            return self.norm(super().forward(x))
+
+    hidden = model.config.hidden_size
+    for la in model.model.layers:
+        if not hasattr(la.mlp, "experts"):
+            continue
+        experts = la.mlp.experts
+        experts.__class__ = NormedExperts
+        experts.post_expert_norm = _ExpertNorm(experts.down_proj.shape[0], hidden, generator)
+        la.mlp.shared_expert.__class__ = NormedShared
+        norm = torch.nn.RMSNorm(hidden, eps=1e-6)
+        with torch.no_grad():
+            norm.weight.copy_(torch.rand(hidden, generator=generator) + 0.5)
+        la.mlp.shared_expert.norm = norm
+    return model
+
+
+def test_norms_after_the_experts_are_folded_into_h_and_the_write_vectors():
+    """An RMSNorm after each routed expert (a weight per expert) and after the shared
+    expert, as Ergo has (transformers >= 5.25, so built here on Qwen2-MoE's gated fused
+    experts): the capture keeps the logits, and h scaled by each output's 1/rms times
+    the norm-weighted write vectors rebuilds the normed outputs and the block's sum."""
+    from moemui.adapters.families import ErgoAdapter
+
+    model = _normed_experts(tiny_model("qwen2_moe"))
+    adapter = ErgoAdapter("qwen2_moe")
+    errors = check_family_model(model, adapter)
+    assert max(errors.values()) <= 1e-5, errors
+    # without the folding (the generic adapter) the same capture does not rebuild them
+    generic = check_family_model(model, adapter_for(model))
+    assert min(generic.values()) > 1e-2, generic
+    assert adapter.geometry(model).as_dict()["expert_norm"] == "_ExpertNorm"
+    # the first MoE layer sees the same inputs with and without the norms: each pair's
+    # gate h is scaled by the same 1/rms as its glu h (and that factor is not 1)
+    first = {}
+    plain_model = tiny_model("qwen2_moe")
+    ids, mask = _ids()
+    for name, m, a in (
+        ("plain", plain_model, adapter_for(plain_model)),
+        ("normed", model, adapter),
+    ):
+        capture = ContributionCapture(m, a, ("gate", "glu"), k_top=8, keep_activations=True)
+        with torch.no_grad(), capture as cap:
+            m(input_ids=ids, attention_mask=mask, use_cache=False)
+            first[name] = [r for r in cap.records if r["slot"] == 0]
+    for kind in ("routed", "shared"):
+        plain = next(r for r in first["plain"] if r["kind"] == kind)
+        normed = next(r for r in first["normed"] if r["kind"] == kind)
+        factor = normed["h"] / plain["h"]
+        torch.testing.assert_close(normed["act"], plain["act"] * factor, rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(factor, torch.ones_like(factor)), kind
+
+
+@pytest.mark.skipif(
+    "Inkling2LoopForCausalLM" not in FAMILIES, reason="Inkling2-Loop: transformers >= 5.25"
+)
+def test_looped_moe_layers_are_refused_by_name():
+    """A MoE layer run several times per token (Inkling2-Loop's looped layers) cannot
+    be held as one score per (layer, neuron, position): refused naming the layers."""
+    model = tiny_model(
+        "inkling2_loop_text",
+        num_hidden_layers=4,
+        n_layers_per_attn_res_block=2,
+        loop_layer_index_start=2,
+        loop_layer_index_end=4,
+        loop_num_passes=2,
+    )
+    with pytest.raises(MoemuiError, match=r"decoder layers 2-3 run 2 times per token .* \[2, 3\]"):
+        adapter_for(model).geometry(model)
 
 
 @pytest.mark.parametrize("model_type", ["olmoe", "gpt_oss", "nemotron_h"])

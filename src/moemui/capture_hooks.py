@@ -20,6 +20,10 @@ the capture is entered (nothing is kept on the adapters or the model). Per MoE l
 - **Shared MLPs** (the adapter's ``shared_parts``): hooks on the MLP's input, its
   activation's output (the ``gate`` h) and its down projection's input (the ``glu``
   h).
+- **Norms after an expert** (a layer's ``expert_norm``, a shared MLP's ``norm``): a hook
+  reads the norm's input (each pair's or position's expert output) and scales that
+  row's h by the norm's 1/rms, so h times the (norm-weighted) write vectors sums to
+  the normed output.
 """
 
 from __future__ import annotations
@@ -96,6 +100,12 @@ def gate_activation(experts: nn.Module, proj_out: torch.Tensor) -> torch.Tensor:
         return act_fn(gate, torch.ones_like(gate))
 
 
+def rms_inverse(norm: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """1/rms of each row of ``out`` (``[..., H]``) as the RMSNorm ``norm`` computes it
+    (in float32, with its ``eps``): ``[..., 1]``."""
+    return torch.rsqrt(out.float().pow(2).mean(-1, keepdim=True) + norm.eps)
+
+
 class LayerRecorder:
     """One MoE layer of a running capture, as family forwards and the hooks see it:
     the :class:`~moemui.adapters.base.Recorder` handed to ``adapter.record``."""
@@ -133,7 +143,7 @@ class LayerRecorder:
             g = torch.sigmoid(gate(x.reshape(-1, x.shape[-1])))  # [T, 1]
         if scale != 1.0:
             g = scale if g is None else g * scale
-        self.shared(h, act, g, shared.down.weight)
+        self.shared(h, act, g, shared.write_vectors())
 
 
 def hook_layer(adapter: FusedExpertsAdapter, recorder: LayerRecorder) -> list:
@@ -142,7 +152,7 @@ def hook_layer(adapter: FusedExpertsAdapter, recorder: LayerRecorder) -> list:
     layer = recorder.layer
     handles = []
     if adapter.fused_experts:
-        handles += hook_fused_experts(recorder, layer.experts, layer.index)
+        handles += hook_fused_experts(recorder, layer.experts, layer.index, layer.expert_norm)
     handles += hook_reads(adapter, recorder)
     shared = adapter.shared_parts(layer, recorder.name)
     if shared is not None:
@@ -150,11 +160,18 @@ def hook_layer(adapter: FusedExpertsAdapter, recorder: LayerRecorder) -> list:
     return handles
 
 
-def hook_fused_experts(recorder: LayerRecorder, experts: nn.Module, layer_index: int) -> list:
+def hook_fused_experts(
+    recorder: LayerRecorder,
+    experts: nn.Module,
+    layer_index: int,
+    norm: nn.Module | None = None,
+) -> list:
     """Hooks that hand a fused experts module's pairs and h to ``recorder.routed``.
 
-    Returns the removable handles. Fails, naming the layer, on an implementation whose
-    rows cannot be mapped to (token, expert) pairs.
+    With ``norm`` (the layer's ``expert_norm``), the pairs wait for the norm's input,
+    whose 1/rms per pair scales their h. Returns the removable handles. Fails, naming
+    the layer, on an implementation whose rows cannot be mapped to (token, expert)
+    pairs.
     """
     impl = getattr(getattr(experts, "config", None), "_experts_implementation", None)
     if impl not in HOOKED_IMPLEMENTATIONS:
@@ -163,6 +180,7 @@ def hook_fused_experts(recorder: LayerRecorder, experts: nn.Module, layer_index:
             f"batched_mm); layer {layer_index} uses {impl!r}"
         )
     pending: list = []
+    normed: list = []  # pairs waiting for the norm's input (None: not collecting)
     arguments = argument_reader(experts)
 
     def keep_routing(module, args, kwargs):
@@ -177,6 +195,8 @@ def hook_fused_experts(recorder: LayerRecorder, experts: nn.Module, layer_index:
             )
         top_k, expert_ids, weights = pending.pop()
         if not recorder.collecting:
+            if norm is not None:
+                normed.append(None)
             return
         if h.shape[0] != expert_ids.numel():
             raise MoemuiError(
@@ -191,9 +211,29 @@ def hook_fused_experts(recorder: LayerRecorder, experts: nn.Module, layer_index:
         act = h
         if experts.has_gate and ("gate" in recorder.variants or "act" in recorder.variants):
             act = gate_activation(experts, proj_out)
-        recorder.routed(perm // top_k, expert_g, weights[perm], h, act)
+        if norm is None:
+            recorder.routed(perm // top_k, expert_g, weights[perm], h, act)
+        else:
+            normed.append((perm, perm // top_k, expert_g, weights[perm], h, act))
+
+    def scale_by_norm(module, args):
+        if not normed:
+            raise MoemuiError(
+                f"{recorder.name}: layer {layer_index} normed expert outputs that the "
+                "experts did not compute"
+            )
+        waiting = normed.pop()
+        if waiting is None:
+            return
+        perm, token, expert_g, weight, h, act = waiting
+        out = args[0]
+        inverse = rms_inverse(module, out.reshape(-1, out.shape[-1]))[perm]
+        scaled = h * inverse
+        recorder.routed(token, expert_g, weight, scaled, scaled if act is h else act * inverse)
 
     handles = [experts.register_forward_pre_hook(keep_routing, with_kwargs=True)]
+    if norm is not None:
+        handles.append(norm.register_forward_pre_hook(scale_by_norm))
     # gated: the method that turns the gate/up projection into h; non-gated: the activation
     name = "_apply_gate" if experts.has_gate else "act_fn"
     compute_h = getattr(experts, name)
@@ -257,7 +297,8 @@ def hook_reads(adapter: FusedExpertsAdapter, recorder: LayerRecorder) -> list:
 def hook_shared(recorder: LayerRecorder, shared: SharedMlp) -> list:
     """Hooks that read a shared MLP's h where the model computes it (nothing recomputed):
     its input x, its activation's output (the ``gate`` h) and its down projection's
-    input (the ``glu`` h)."""
+    input (the ``glu`` h); with a norm after the MLP, the down projection's output too
+    (its 1/rms per position scales h)."""
     seen: dict = {}
 
     def keep_input(mod, args):
@@ -270,8 +311,15 @@ def hook_shared(recorder: LayerRecorder, shared: SharedMlp) -> list:
         x, act = seen.pop("x"), seen.pop("act")
         recorder.shared_mlp(shared, x, args[0], act)
 
-    return [
+    def score_normed(mod, args, out):
+        x, act = seen.pop("x"), seen.pop("act")
+        inverse = rms_inverse(shared.norm, out)
+        recorder.shared_mlp(shared, x, args[0] * inverse, act * inverse)
+
+    handles = [
         shared.module.register_forward_pre_hook(keep_input),
         shared.act.register_forward_hook(keep_act),
-        shared.down.register_forward_pre_hook(score),
     ]
+    if shared.norm is None:
+        return [*handles, shared.down.register_forward_pre_hook(score)]
+    return [*handles, shared.down.register_forward_hook(score_normed)]

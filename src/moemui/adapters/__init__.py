@@ -23,7 +23,9 @@ from moemui.adapters.doge import DogeAdapter
 from moemui.adapters.families import (
     BlockScaledAdapter,
     Cohere2MoeAdapter,
+    ErgoAdapter,
     GraniteMoeAdapter,
+    LoopedLayersAdapter,
     ZayaAdapter,
 )
 from moemui.adapters.generic import GenericMoeAdapter, is_fused_experts
@@ -31,6 +33,7 @@ from moemui.adapters.inkling import InklingAdapter
 from moemui.adapters.jetmoe import JetMoeAdapter
 from moemui.adapters.llama4 import Llama4Adapter
 from moemui.adapters.longcat_flash import LongcatFlashAdapter
+from moemui.adapters.loop import LoopExpertsAdapter
 from moemui.adapters.olmoe import OlmoeAdapter
 from moemui.adapters.qwen_moe import Qwen2MoeAdapter, Qwen3MoeAdapter
 from moemui.errors import MoemuiError
@@ -68,6 +71,8 @@ for _arch, _family, _cls in (
     ("JetMoeForCausalLM", "jetmoe", JetMoeAdapter),
     ("InklingForCausalLM", "inkling_text", InklingAdapter),
     ("DogeForCausalLM", "doge", DogeAdapter),
+    ("ErgoForCausalLM", "ergo", ErgoAdapter),
+    ("Inkling2LoopForCausalLM", "inkling2_loop_text", LoopedLayersAdapter),
 ):
     REGISTRY[_arch] = lambda c=_cls, f=_family: c(f)
 
@@ -92,7 +97,12 @@ def adapter_for(model: nn.Module, name: str = "model") -> FusedExpertsAdapter:
     if arch in UNSUPPORTED:
         raise MoemuiError(f"{name}: architecture {arch} is not supported: {UNSUPPORTED[arch]}")
     if arch in REGISTRY:
-        return REGISTRY[arch]()
+        adapter = REGISTRY[arch]()
+        if isinstance(adapter, LoopExpertsAdapter) and any(
+            is_fused_experts(module) for module in model.modules()
+        ):  # a newer transformers made the family's experts fused
+            return adapter.fused_layout(adapter.family)
+        return adapter
     if any(is_fused_experts(module) for module in model.modules()):
         config = getattr(model, "config", None)
         family = getattr(config, "model_type", "") or arch

@@ -122,18 +122,29 @@ class SharedMlp:
     projection (non-GLU); its output is the ``gate`` variant's h. Where the MLP has no
     activation module (MiniMax-M3's clamped GLU, written inline), ``act`` is its fused
     gate/up projection and ``act_from`` turns that projection's output into the gate
-    activation, elementwise.
+    activation, elementwise. ``norm`` is an RMSNorm (``weight [H]``, ``eps``) of the
+    down projection's output where the MLP ends with one (Ergo's shared expert): as
+    for :attr:`MoeLayer.expert_norm`, h is scaled by its 1/rms and the write vectors
+    by its weight.
     """
 
     module: nn.Module
     down: nn.Module
     act: nn.Module
     act_from: Callable[[torch.Tensor], torch.Tensor] | None = None
+    norm: nn.Module | None = None
 
     @property
     def width(self) -> int:
         """The intermediate width, ``m * N``."""
         return int(self.down.weight.shape[1])
+
+    def write_vectors(self) -> torch.Tensor:
+        """Each neuron's write vector: the down projection ``[H, m*N]``, times the
+        weight of the norm after it where there is one."""
+        if self.norm is None:
+            return self.down.weight
+        return self.down.weight * self.norm.weight[:, None]
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,14 @@ class MoeLayer:
         A norm the block applies to the sum of its routed and shared outputs (AXK1's
         ``post_mlp_layernorm``), or None. Scores are for the sum before it, as they
         are before the decoder-level post-feedforward norms of other families.
+    expert_norm
+        An RMSNorm with a weight per expert (``weight [E, H]``, ``eps``) that the
+        experts module applies to each routed pair's output before weighting it by g
+        (Ergo's ``post_expert_norm``), called with those outputs in flat pair order
+        (row ``t * k + j``), or None. A neuron's contribution is its share of the
+        normed output: the capture scales each pair's h by the norm's 1/rms of that
+        pair's output, and the adapter's :meth:`~FusedExpertsAdapter.down_weights`
+        carry each expert's norm weight.
     """
 
     index: int
@@ -179,6 +198,7 @@ class MoeLayer:
     skip_zero_weight: bool = False
     outside_scale: float = 1.0
     post_norm: nn.Module | None = None
+    expert_norm: nn.Module | None = None
 
 
 @dataclass(frozen=True)
@@ -436,6 +456,8 @@ class FusedExpertsAdapter:
         }
         if layers[0].post_norm is not None:
             extra["post_norm"] = type(layers[0].post_norm).__name__
+        if layers[0].expert_norm is not None:
+            extra["expert_norm"] = type(layers[0].expert_norm).__name__
         scales = {(la.routed_scale, la.shared_scale) for la in layers}
         if scales != {(1.0, 1.0)}:
             extra["block_scale"] = dict(zip(("routed", "shared"), sorted(scales)[0], strict=True))

@@ -1,12 +1,28 @@
-"""LongCat-Flash: a per-expert loop over ``gate_up_proj [E, 2N, H]``/``down_proj [E, H, N]``,
-and identity "zero experts" (index >= E) that hold no neuron."""
+"""LongCat-Flash, in both layouts transformers has had:
+
+- up to 5.23 (:class:`LongcatFlashAdapter`): a per-expert loop over ``gate_up_proj
+  [E + Z, 2N, H]`` / ``down_proj [E, H, N]``, called with identity "zero expert" picks
+  (index >= E) that hold no neuron;
+- from 5.25 (:class:`LongcatFlashFusedAdapter`): fused experts; the block adds the
+  identity output itself and hands the experts each identity pick as a real expert's
+  index with weight 0, so a pick of weight exactly 0 routes no neuron.
+
+:func:`moemui.adapters.adapter_for` picks by the model's experts module.
+"""
 
 from __future__ import annotations
 
+from moemui.adapters.generic import GenericMoeAdapter
 from moemui.adapters.loop import LoopExpertsAdapter
 
 
+class LongcatFlashFusedAdapter(GenericMoeAdapter):
+    skip_zero_weight = True
+
+
 class LongcatFlashAdapter(LoopExpertsAdapter):
+    fused_layout = LongcatFlashFusedAdapter
+
     def num_routed(self, experts):
         return int(experts.num_routed_experts)
 

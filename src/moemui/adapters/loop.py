@@ -22,6 +22,9 @@ class LoopExpertsAdapter(GenericMoeAdapter):
     :meth:`activation` where it is not ``experts.act_fn``)."""
 
     fused_experts = False
+    #: The adapter for the family where a transformers release has made its experts a
+    #: fused experts module (:func:`moemui.adapters.adapter_for` takes it then).
+    fused_layout: type[GenericMoeAdapter] = GenericMoeAdapter
 
     def check_experts(self, layer, name):
         return None

@@ -5,7 +5,8 @@ Zeroing neuron ``j`` of routed expert ``e`` removes exactly its term
 ``down_proj[e, :, j]`` of the fused experts module. For a shared expert ``s`` (the
 ``s``-th slice of ``N`` neurons of the shared MLP), it is zeroing column
 ``s * N + j`` of the shared MLP's ``down_proj`` weight. :func:`zeroed_neurons` does this
-inside a context that restores the weights.
+inside a context that restores the weights. Where an expert's output is normalised
+(Ergo), the norm then rescales what the other neurons write, as the model itself would.
 
 The control draws, for each expert holding key neurons, as many random neurons of
 the same expert (from its non-key neurons when it has enough, else from all of its
