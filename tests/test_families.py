@@ -168,6 +168,8 @@ def rebuild_errors(model, adapter, records, seen) -> dict[int, float]:
         for rec in (r for r in records if r["slot"] == slot and r["kind"] == "routed"):
             d = down[rec["expert"]]
             y = torch.einsum("pn,pnh->ph" if transposed else "pn,phn->ph", rec["h"], d)
+            if layer.expert_norm is not None:  # each expert's norm weight (Ergo)
+                y = y * layer.expert_norm.weight[rec["expert"]]
             if getattr(layer.experts, "has_bias", False):
                 y = y + layer.experts.down_proj_bias[rec["expert"]]
             if rebuilt is None:
@@ -582,6 +584,30 @@ def test_norms_after_the_experts_are_folded_into_h_and_the_write_vectors():
         factor = normed["h"] / plain["h"]
         torch.testing.assert_close(normed["act"], plain["act"] * factor, rtol=1e-4, atol=1e-6)
         assert not torch.allclose(factor, torch.ones_like(factor)), kind
+    # the stored routed scores: g * h * <d_j * w_e, u(target)>, max over the scored
+    # positions, computed here from the records with the write vectors times w_e
+    prompt, response = PROMPTS[1], RESPONSES[1]
+    capture = ContributionCapture(model, adapter, ("glu",), k_top=8, keep_activations=True)
+    with torch.no_grad(), capture as cap:
+        out = cap.score_batch([prompt], [response], "next")
+        rec = next(r for r in cap.records if r["slot"] == 0 and r["kind"] == "routed")
+    layer = adapter.moe_layers(model)[0]
+    seq = prompt + response
+    scored = range(len(prompt) - 1, len(seq) - 1)
+    u = adapter.unembedding(model)
+    n_routed = layer.experts.down_proj.shape[0]
+    want = torch.full((n_routed, out.score["glu"].shape[-1]), float("-inf"))
+    routed = torch.zeros(n_routed)
+    pairs = zip(rec["token"].tolist(), rec["expert"].tolist(), rec["g"], rec["h"], strict=True)
+    for t, e, g, h in pairs:
+        if t in scored:
+            writes = layer.experts.down_proj[e] * layer.expert_norm.weight[e][:, None]  # [H, N]
+            want[e] = torch.maximum(want[e], g * h * (u[seq[t + 1]] @ writes))
+            routed[e] += 1
+    # a position where the expert is not routed is a triple of score 0
+    want[routed < len(scored)] = want[routed < len(scored)].clamp(min=0.0)
+    got = torch.as_tensor(out.score["glu"][0, 0, :n_routed])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(

@@ -375,11 +375,14 @@ class ContributionCapture:
         # [E, H, N]: column j of expert e is down[e, :, j] (transposed layouts: [E, N, H])
         down = self.adapter.down_weights(experts).float().to(dev)
         transposed = not self.adapter.down_transposed(experts)
+        u = state.u[rows_u]
+        if layer.expert_norm is not None:  # <d * w_e, u> = <d, u * w_e>: [P, H], not [E, N, H]
+            u = u * layer.expert_norm.weight.float().to(dev)[exp]
         if self.geometry.neurons_per_expert % 4 == 0:
-            proj = _grouped_linear(state.u[rows_u], down, offsets, is_transposed=transposed)
+            proj = _grouped_linear(u, down, offsets, is_transposed=transposed)
         else:  # grouped_mm needs 16-byte strides; tiny experts (Doge's single neurons)
             spec = "ph,phn->pn" if transposed else "ph,pnh->pn"
-            proj = torch.einsum(spec, state.u[rows_u], down[exp])
+            proj = torch.einsum(spec, u, down[exp])
         samples = tok // (state.u_index.numel() // state.batch_size)
         rows = samples * state.n_experts + exp
         scores = {}

@@ -183,9 +183,9 @@ class MoeLayer:
         experts module applies to each routed pair's output before weighting it by g
         (Ergo's ``post_expert_norm``), called with those outputs in flat pair order
         (row ``t * k + j``), or None. A neuron's contribution is its share of the
-        normed output: the capture scales each pair's h by the norm's 1/rms of that
-        pair's output, and the adapter's :meth:`~FusedExpertsAdapter.down_weights`
-        carry each expert's norm weight.
+        normed output, h_j / rms * (d_j * w_e): the capture scales each pair's h by the
+        norm's 1/rms of that pair's output, and projects ``u * w_e`` (the target's
+        unembedding row times the expert's norm weight) on the plain write vectors.
     """
 
     index: int

@@ -56,20 +56,15 @@ class ErgoAdapter(GenericMoeAdapter):
     """Ergo (transformers 5.25): each routed pair's expert output goes through
     ``experts.post_expert_norm`` (an RMSNorm with a weight per expert) before g, and the
     shared expert ends with an RMSNorm (``norm``). The output is still a sum over
-    neurons, h_i * 1/rms * (d_i * w): the capture scales h by the pair's 1/rms and the
-    write vectors here carry the norm weights (:attr:`MoeLayer.expert_norm`)."""
+    neurons, h_i * 1/rms * (d_i * w): the capture scales h by the pair's 1/rms and
+    weights what each neuron writes by its expert's norm weight
+    (:attr:`MoeLayer.expert_norm`, :attr:`SharedMlp.norm`)."""
 
     def moe_layers(self, model):
         return [
             dataclasses.replace(layer, expert_norm=layer.experts.post_expert_norm)
             for layer in super().moe_layers(model)
         ]
-
-    def down_weights(self, experts):
-        weight = experts.post_expert_norm.weight  # [E, H]
-        if self.down_transposed(experts):  # [E, N, H]
-            return experts.down_proj * weight[:, None, :]
-        return experts.down_proj * weight[:, :, None]
 
     def shared_parts(self, layer, name="model"):
         parts = super().shared_parts(layer, name)

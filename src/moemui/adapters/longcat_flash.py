@@ -3,7 +3,7 @@
 - up to 5.23 (:class:`LongcatFlashAdapter`): a per-expert loop over ``gate_up_proj
   [E + Z, 2N, H]`` / ``down_proj [E, H, N]``, called with identity "zero expert" picks
   (index >= E) that hold no neuron;
-- from 5.25 (:class:`LongcatFlashFusedAdapter`): fused experts; the block adds the
+- from 5.25 (``fused_layout``, Zaya's adapter): fused experts; the block adds the
   identity output itself and hands the experts each identity pick as a real expert's
   index with weight 0, so a pick of weight exactly 0 routes no neuron.
 
@@ -12,16 +12,13 @@
 
 from __future__ import annotations
 
-from moemui.adapters.generic import GenericMoeAdapter
+from moemui.adapters.families import ZayaAdapter
 from moemui.adapters.loop import LoopExpertsAdapter
 
 
-class LongcatFlashFusedAdapter(GenericMoeAdapter):
-    skip_zero_weight = True
-
-
 class LongcatFlashAdapter(LoopExpertsAdapter):
-    fused_layout = LongcatFlashFusedAdapter
+    #: fused (5.25): a weight-0 pick is a skip, Zaya's rule
+    fused_layout = ZayaAdapter
 
     def num_routed(self, experts):
         return int(experts.num_routed_experts)
