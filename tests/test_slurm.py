@@ -340,7 +340,10 @@ def run_through_slurm(
         "1",
         *targets,
         cores=min(2, cluster.cpus),
-        timeout=400,
+        # A guard against a hang, not a speed goal: each job is a fresh snakemake and
+        # Python on a node whose 2 CPUs the other test worker shares (3 minutes alone
+        # here, over 400 s once in CI).
+        timeout=900,
         extra_env=cluster.env,
     )
     log_dir = cluster.directory / "log"

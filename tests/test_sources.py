@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from moemui.errors import MoemuiError
-from moemui.sources import ModelSource, parse_source
+from moemui.recipes import RECIPES, TRAINED_RECIPES
+from moemui.sources import ModelSource, parse_source, recipe_context, recipe_model_config
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,46 @@ def test_relative_directory_that_exists_is_local(tmp_path, monkeypatch):
     (tmp_path / "olmoe").write_text("a file, not a directory")
     with pytest.raises(MoemuiError, match="unknown model source 'olmoe'"):
         parse_source("olmoe", "m")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"builtin:{name}" for name in RECIPES]
+    + [f"trained:{name}" for name in TRAINED_RECIPES]
+    + [f"trained:{name}@{recipe.save_steps[0]}" for name, recipe in TRAINED_RECIPES.items()][:1],
+)
+def test_recipe_context_is_the_recipe_configs(text):
+    """The context the config's checks read without transformers is the one of the config
+    the recipe makes (``max_position_embeddings``)."""
+    source = parse_source(text)
+    assert recipe_context(source) == recipe_model_config(source).max_position_embeddings
+
+
+def test_recipe_context_of_other_sources_and_unknown_recipes():
+    assert recipe_context(ModelSource("local", "./ckpt")) is None
+    assert recipe_context(ModelSource("hub", "allenai/OLMoE-1B-7B-0924")) is None
+    with pytest.raises(MoemuiError, match="unknown builtin recipe 'nope'"):
+        recipe_context(ModelSource("builtin", "nope"))
+    with pytest.raises(MoemuiError, match="nope"):
+        recipe_context(ModelSource("trained", "nope"))
+
+
+def test_the_config_checks_do_not_import_torch_or_transformers():
+    """Validating the default config (recipes, a trained series) reads no model library:
+    every workflow parse runs them, each Slurm job's too."""
+    code = (
+        "import sys, yaml\n"
+        "from moemui.config import validate_config\n"
+        "config = yaml.safe_load(open('config/config.yaml', encoding='utf-8'))\n"
+        "validate_config(config)\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_revisions_offline_names_the_repository(tmp_path):

@@ -75,8 +75,14 @@ def generation_config() -> GenerationConfig:
 # Builtin recipes
 
 
+#: The context (``max_position_embeddings``) of every builtin recipe.
+BUILTIN_CONTEXT = 512
 #: The builtin recipes' size.
-_BUILTIN = {"hidden_size": 64, "num_key_value_heads": 2, "max_position_embeddings": 512}
+_BUILTIN = {
+    "hidden_size": 64,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": BUILTIN_CONTEXT,
+}
 
 
 def _qwen2_moe_tiny() -> PretrainedConfig:

@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Literal
 
 from moemui.defaults import default
 from moemui.errors import MoemuiError
-from moemui.recipes import builtin_recipe, recipe_config, trained_config, trained_recipe
+from moemui.recipes import (
+    BUILTIN_CONTEXT,
+    TRAINED_CONTEXT,
+    builtin_recipe,
+    recipe_config,
+    trained_config,
+    trained_recipe,
+)
 
 if TYPE_CHECKING:  # torch and transformers load only when a model is loaded
     import torch
@@ -162,6 +169,20 @@ def recipe_model_config(source: ModelSource) -> PretrainedConfig | None:
         return recipe_config(source.ref)
     if source.kind == "trained":
         return trained_config(trained_recipe(parse_trained(source.ref)[0]))
+    return None
+
+
+def recipe_context(source: ModelSource) -> int | None:
+    """The context (``max_position_embeddings``) of a ``builtin:`` or ``trained:``
+    source's config, as :func:`recipe_model_config` makes it, without importing
+    transformers (the config's checks run at every workflow parse, a Slurm job's too);
+    None for a local directory or a Hub id. An unknown recipe raises as there."""
+    if source.kind == "builtin":
+        builtin_recipe(source.ref)
+        return BUILTIN_CONTEXT
+    if source.kind == "trained":
+        trained_recipe(parse_trained(source.ref)[0])
+        return TRAINED_CONTEXT
     return None
 
 

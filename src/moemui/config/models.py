@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from moemui.defaults import default
-from moemui.sources import checkpoint_source, parse_source, recipe_model_config
+from moemui.sources import checkpoint_source, parse_source, recipe_context
 
 
 def _checkpoint_model(entry: dict, ckpt: dict) -> dict:
@@ -80,7 +80,7 @@ def model_context(model: dict) -> int | None:
     cache; None otherwise."""
     source = parse_source(model["source"], model["id"])
     if source.kind in ("builtin", "trained"):
-        return getattr(recipe_model_config(source), "max_position_embeddings", None)
+        return recipe_context(source)
     if source.kind == "local":
         file = Path(source.ref).expanduser() / "config.json"
     else:
