@@ -146,26 +146,30 @@ def run_snakemake() -> Callable[..., subprocess.CompletedProcess]:
 HEAVY = ("torch", "transformers", "tokenizers", "safetensors", "altair", "vl_convert")
 
 
+def python_without_heavy(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Python ``code`` in a fresh interpreter where the :data:`HEAVY` packages cannot be
+    imported (stdout and stderr captured)."""
+    block = (
+        "import sys\n"
+        f"HEAVY = {HEAVY!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in HEAVY:\n"
+        "            raise ImportError(f'{name} is not in the tables env')\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", block + code], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
 @pytest.fixture(scope="session")
 def run_without_heavy() -> Callable[[list[str], Path], subprocess.CompletedProcess]:
-    """Callable ``(argv, cwd) -> CompletedProcess``: ``moemui ARGV`` in a fresh interpreter
-    where the :data:`HEAVY` packages cannot be imported (stdout and stderr captured)."""
+    """Callable ``(argv, cwd) -> CompletedProcess``: ``moemui ARGV`` through
+    :func:`python_without_heavy`."""
 
     def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-        code = (
-            "import sys\n"
-            f"HEAVY = {HEAVY!r}\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in HEAVY:\n"
-            "            raise ImportError(f'{name} is not in the tables env')\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from moemui.cli import main\n"
-            f"sys.exit(main({argv!r}))\n"
-        )
-        return subprocess.run(
-            [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
-        )
+        return python_without_heavy(f"from moemui.cli import main\nsys.exit(main({argv!r}))\n", cwd)
 
     return run
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, python_without_heavy
 
 from moemui.errors import MoemuiError
 from moemui.recipes import RECIPES, TRAINED_RECIPES
@@ -57,7 +57,7 @@ def test_relative_directory_that_exists_is_local(tmp_path, monkeypatch):
     "text",
     [f"builtin:{name}" for name in RECIPES]
     + [f"trained:{name}" for name in TRAINED_RECIPES]
-    + [f"trained:{name}@{recipe.save_steps[0]}" for name, recipe in TRAINED_RECIPES.items()][:1],
+    + ["trained:olmoe_v2@150"],
 )
 def test_recipe_context_is_the_recipe_configs(text):
     """The context the config's checks read without transformers is the one of the config
@@ -75,22 +75,17 @@ def test_recipe_context_of_other_sources_and_unknown_recipes():
         recipe_context(ModelSource("trained", "nope"))
 
 
-def test_the_config_checks_do_not_import_torch_or_transformers():
-    """Validating the default config (recipes, a trained series) reads no model library:
-    every workflow parse runs them, each Slurm job's too."""
+def test_the_config_checks_do_not_import_model_libraries():
+    """Validating the default config (recipes, a trained series) runs with torch,
+    transformers and the other heavy packages unimportable: every workflow parse runs the
+    checks, each Slurm job's too."""
     code = (
-        "import sys, yaml\n"
+        "import yaml\n"
         "from moemui.config import validate_config\n"
-        "config = yaml.safe_load(open('config/config.yaml', encoding='utf-8'))\n"
-        "validate_config(config)\n"
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+        "validate_config(yaml.safe_load(open('config/config.yaml', encoding='utf-8')))\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
-    )
+    proc = python_without_heavy(code, REPO_ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
 
 
 def test_revisions_offline_names_the_repository(tmp_path):

@@ -181,7 +181,7 @@ def recipe_context(source: ModelSource) -> int | None:
         builtin_recipe(source.ref)
         return BUILTIN_CONTEXT
     if source.kind == "trained":
-        trained_recipe(parse_trained(source.ref)[0])
+        parse_trained(source.ref)
         return TRAINED_CONTEXT
     return None
 
